@@ -1,0 +1,1 @@
+"""Generated from protos/agentic_labeling/v1 by `make protos`. Do not edit."""
