@@ -1,0 +1,330 @@
+"""How every gRPC server of the platform starts, reports ready, and stops.
+
+One code path for all servers, so each gets the same behaviour: domain errors mapped by
+`DomainErrorInterceptor`, explicit message-size and concurrency limits from `Settings`, the
+standard gRPC health service (SERVING once started, NOT_SERVING while stopping), reflection so
+grpcurl works without .proto files, a structured "listening" log line, an optional port file
+for a parent process to wait on, and a graceful stop on SIGTERM/SIGINT (in-flight RPCs get
+`shutdown_grace_s` to finish, then are cancelled; a second signal cancels them at once).
+
+A CLI command calls `run_server(settings, name=..., port=..., services_factory=...)`; tests
+and embedders use `start_server` and `RunningServer.stop` directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor, descriptor_pool
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from agentic_labeling.errors import Unavailable
+from agentic_labeling.logs import configure_logging
+from agentic_labeling.servers.error_status import DomainErrorInterceptor
+from agentic_labeling.settings import Settings
+
+__all__ = [
+    "RunningServer",
+    "ServiceRegistration",
+    "run_server",
+    "serve_until_signalled",
+    "start_server",
+]
+
+logger = logging.getLogger(__name__)
+
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+
+# Keepalive: the server pings idle connections every minute and drops peers that stay silent
+# for 20 s (a vanished client must not pin a stream forever); clients may ping every 10 s,
+# also without calls, before the server calls it abuse and closes the connection.
+_KEEPALIVE_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.max_ping_strikes", 2),
+)
+
+
+@dataclass(frozen=True)
+class ServiceRegistration:
+    """One service a server hosts: its full protobuf name and how to add it to a server.
+
+    `add_to_server` is typically the generated `add_<Service>Servicer_to_server` bound to a
+    servicer, e.g. `functools.partial(add_RegistryServiceServicer_to_server, servicer)`.
+    """
+
+    full_name: str
+    add_to_server: Callable[[grpc.aio.Server], None]
+
+
+def _host_port(host: str, port: int) -> str:
+    """`host:port`, with an IPv6 literal in brackets (`[::1]:50051`)."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
+def _server_options(settings: Settings) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        # Linux lets two processes bind one port with SO_REUSEPORT and then splits the
+        # connections between them; a second server must fail to start instead.
+        ("grpc.so_reuseport", 0),
+        *_KEEPALIVE_OPTIONS,
+    ]
+
+
+class _ReflectionPool:
+    """The default descriptor pool, which also finds the file of a member such as a method.
+
+    protobuf's pool resolves `pkg.Service` but not `pkg.Service.Method`, so without this
+    `grpcurl describe pkg.Service.Method` answers "Symbol not found".
+    """
+
+    def __init__(self, pool: descriptor_pool.DescriptorPool) -> None:
+        self._pool = pool
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+    def FindFileContainingSymbol(self, symbol: str) -> descriptor.FileDescriptor:
+        try:
+            return self._pool.FindFileContainingSymbol(symbol)
+        except KeyError:
+            parent = symbol.rpartition(".")[0]
+            if not parent:
+                raise
+            return self.FindFileContainingSymbol(parent)
+
+
+def _write_port_file(path: Path, port: int) -> None:
+    """Write the port atomically, so a reader never sees a half-written number."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(f"{port}\n", encoding="ascii")
+    os.replace(temporary, path)
+
+
+class RunningServer:
+    """A started server: where it listens, its health servicer, and how to stop it."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        host: str,
+        port: int,
+        server: grpc.aio.Server,
+        health: health.aio.HealthServicer,
+        port_file: Path | None,
+    ) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
+        self.server = server
+        # Services flip their own status here, e.g. NOT_SERVING while a dependency is down.
+        self.health = health
+        self.port_file = port_file
+
+    @property
+    def address(self) -> str:
+        """`host:port` to dial, e.g. `127.0.0.1:50051`."""
+        return _host_port(self.host, self.port)
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop accepting RPCs; in-flight ones get `grace_s` seconds, then are cancelled.
+
+        Health turns NOT_SERVING first (for good, later `set` calls are ignored) so that
+        watchers and load balancers move away. Safe to call again, e.g. with 0 to cut the
+        grace short.
+        """
+        logger.info(
+            "stopping", extra={"server": self.name, "address": self.address, "grace_s": grace_s}
+        )
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)
+        if self.port_file is not None:
+            # A port file outliving its server would send the next reader to a dead port.
+            self.port_file.unlink(missing_ok=True)
+        logger.info("stopped", extra={"server": self.name, "address": self.address})
+
+    async def wait_for_termination(self) -> None:
+        """Return once the server has stopped, for whatever reason. Safe to cancel."""
+        # grpc.aio awaits its internal shutdown future directly: cancelling a bare
+        # wait_for_termination() cancels that future and breaks every later stop().
+        await asyncio.shield(self.server.wait_for_termination())
+
+
+async def start_server(
+    settings: Settings,
+    *,
+    name: str,
+    port: int,
+    services: Sequence[ServiceRegistration],
+    port_file: Path | None = None,
+) -> RunningServer:
+    """Start a grpc.aio server hosting `services` on `settings.host:port` (0: a free port).
+
+    Returns once it serves and, when `port_file` is given, the bound port is written there.
+    Raises `Unavailable` (reason BIND_FAILED) when the address cannot be bound, e.g. because
+    another server holds the port.
+    """
+    server = grpc.aio.server(
+        interceptors=[DomainErrorInterceptor()],
+        options=_server_options(settings),
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+    )
+    for service in services:
+        service.add_to_server(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    service_names = [service.full_name for service in services]
+    reflection.enable_server_reflection(
+        [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME],
+        server,
+        pool=_ReflectionPool(descriptor_pool.Default()),
+    )
+
+    bind_address = _host_port(settings.host, port)
+    try:
+        bound_port: int = server.add_insecure_port(bind_address)
+    except RuntimeError as exc:
+        raise Unavailable(
+            f"{name} cannot listen on {bind_address}: the port is in use or the address "
+            "does not belong to this machine",
+            reason="BIND_FAILED",
+            metadata={"server": name, "address": bind_address},
+        ) from exc
+    await server.start()
+    for service_name in ("", *service_names):
+        await health_servicer.set(service_name, _SERVING)
+
+    running = RunningServer(
+        name=name,
+        host=settings.host,
+        port=bound_port,
+        server=server,
+        health=health_servicer,
+        port_file=port_file,
+    )
+    logger.info(
+        "listening",
+        extra={
+            "server": name,
+            "address": running.address,
+            "port": bound_port,
+            "services": service_names,
+        },
+    )
+    if port_file is not None:
+        _write_port_file(port_file, bound_port)
+    return running
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def _collect_stop_signals() -> Iterator[asyncio.Queue[signal.Signals]]:
+    """Queue SIGTERM and SIGINT on the running loop instead of dying; restore on exit."""
+    loop = asyncio.get_running_loop()
+    received: asyncio.Queue[signal.Signals] = asyncio.Queue()
+    previous = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, received.put_nowait, sig)
+    try:
+        yield received
+    finally:
+        for sig in _STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+            # remove_signal_handler resets to the default; an embedder's own handler returns.
+            if previous[sig] is not None:
+                signal.signal(sig, previous[sig])
+
+
+async def _first_done(*awaitables: Any) -> tuple[int, Any]:
+    """Run awaitables side by side; cancel the rest once one finishes.
+
+    Returns the index of the one that finished and its result.
+    """
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+    index = next(i for i, task in enumerate(tasks) if task in done)
+    return index, tasks[index].result()
+
+
+async def _serve(
+    running: RunningServer, grace_s: float, received: asyncio.Queue[signal.Signals]
+) -> None:
+    which, first_signal = await _first_done(received.get(), running.wait_for_termination())
+    if which == 1:
+        return  # stopped by someone else (e.g. `running.stop`): nothing left to do
+    logger.info(
+        "signal received, stopping gracefully",
+        extra={"server": running.name, "signal": first_signal.name, "grace_s": grace_s},
+    )
+    stopping = asyncio.ensure_future(running.stop(grace_s))
+    # shield: the graceful stop must go on when a second signal wins the race below.
+    which, second_signal = await _first_done(received.get(), asyncio.shield(stopping))
+    if which == 0:
+        logger.warning(
+            "second signal: cancelling in-flight RPCs now",
+            extra={"server": running.name, "signal": second_signal.name},
+        )
+        await running.stop(0)
+    await stopping
+
+
+async def serve_until_signalled(running: RunningServer, grace_s: float) -> None:
+    """Serve until SIGTERM or SIGINT, then stop gracefully (see `RunningServer.stop`).
+
+    Also returns when the server stops on its own. A second signal during the grace period
+    cancels the remaining RPCs at once.
+    """
+    with _collect_stop_signals() as received:
+        await _serve(running, grace_s, received)
+
+
+def run_server(
+    settings: Settings,
+    *,
+    name: str,
+    port: int,
+    services_factory: Callable[[], Sequence[ServiceRegistration]],
+    port_file: Path | None = None,
+) -> None:
+    """Blocking entry point for a server command: log setup, start, serve until signalled.
+
+    `services_factory` runs inside the event loop, because grpc.aio servicers may need it.
+    """
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def main() -> None:
+        # Signals are caught before the server starts: one that lands during start-up (a
+        # supervisor giving up early) still stops the server cleanly instead of killing it.
+        with _collect_stop_signals() as received:
+            running = await start_server(
+                settings, name=name, port=port, services=services_factory(), port_file=port_file
+            )
+            await _serve(running, settings.shutdown_grace_s, received)
+
+    asyncio.run(main())
