@@ -1,0 +1,5 @@
+"""`python -m agentic_labeling` is `alabel`."""
+
+from agentic_labeling.cli import main
+
+main()
