@@ -1,0 +1,87 @@
+"""Asks the mesh's dependencies whether they are up: the registry (gRPC health) and Triton.
+
+Used by LabelingService.GetMeshStatus. Every probe has a deadline and reports an unreachable
+dependency as a fact (reachable=False with the reason), never as an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tritonclient.grpc import InferenceServerException
+from tritonclient.grpc import aio as triton_aio
+
+__all__ = ["ComponentState", "ModelState", "TritonState", "probe_registry", "probe_triton"]
+
+REGISTRY_SERVICE = "agentic_labeling.v1.RegistryService"
+
+
+@dataclass(frozen=True)
+class ComponentState:
+    address: str
+    reachable: bool
+    version: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ModelState:
+    name: str
+    version: str
+    ready: bool
+    reason: str = ""
+    inference_count: int = 0
+    execution_count: int = 0
+
+
+@dataclass(frozen=True)
+class TritonState:
+    server: ComponentState
+    models: tuple[ModelState, ...] = field(default=())
+
+
+async def probe_registry(address: str, *, timeout_s: float) -> ComponentState:
+    """SERVING from the registry's health service means reachable."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = await stub.Check(
+                health_pb2.HealthCheckRequest(service=REGISTRY_SERVICE), timeout=timeout_s
+            )
+        except grpc.aio.AioRpcError as err:
+            return ComponentState(address, False, message=f"{err.code().name}: {err.details()}")
+    serving = reply.status == health_pb2.HealthCheckResponse.SERVING
+    status_name = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    return ComponentState(address, serving, message="" if serving else status_name)
+
+
+async def probe_triton(url: str, *, timeout_s: float) -> TritonState:
+    """Triton's readiness, version and every model in its repository with its statistics."""
+    client = triton_aio.InferenceServerClient(url)
+    try:
+        if not await client.is_server_live(client_timeout=timeout_s):
+            return TritonState(ComponentState(url, False, message="server is not live"))
+        metadata = await client.get_server_metadata(client_timeout=timeout_s)
+        index = await client.get_model_repository_index(client_timeout=timeout_s)
+        stats = await client.get_inference_statistics(client_timeout=timeout_s)
+    except InferenceServerException as exc:
+        return TritonState(ComponentState(url, False, message=str(exc.message())))
+    finally:
+        await client.close()
+    counts = {
+        (s.name, s.version): (s.inference_count, s.execution_count) for s in stats.model_stats
+    }
+    models = tuple(
+        ModelState(
+            name=m.name,
+            version=m.version,
+            ready=m.state == "READY",
+            reason=m.reason,
+            inference_count=counts.get((m.name, m.version), (0, 0))[0],
+            execution_count=counts.get((m.name, m.version), (0, 0))[1],
+        )
+        for m in index.models
+    )
+    return TritonState(ComponentState(url, True, version=metadata.version), models)

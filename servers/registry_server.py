@@ -1,0 +1,65 @@
+"""The registry server process: RegistryService, DatasetService, TrainingService and
+google.longrunning.Operations (for their slow methods), with health and reflection.
+
+`alabel serve registry` calls `run`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+
+from google.longrunning import operations_pb2_grpc
+
+from agentic_labeling.servers.bootstrap import ServiceRegistration, run_server
+from agentic_labeling.servers.registry_service import (
+    DatasetServicer,
+    OperationsServicer,
+    RegistryServicer,
+    TrainingServicer,
+)
+from agentic_labeling.settings import Settings
+from agentic_labeling.v1 import dataset_pb2_grpc, registry_pb2_grpc, training_pb2_grpc
+
+__all__ = ["run", "services"]
+
+
+def services(settings: Settings) -> Sequence[ServiceRegistration]:
+    return [
+        ServiceRegistration(
+            "agentic_labeling.v1.RegistryService",
+            functools.partial(
+                registry_pb2_grpc.add_RegistryServiceServicer_to_server, RegistryServicer()
+            ),
+        ),
+        ServiceRegistration(
+            "agentic_labeling.v1.DatasetService",
+            functools.partial(
+                dataset_pb2_grpc.add_DatasetServiceServicer_to_server, DatasetServicer()
+            ),
+        ),
+        ServiceRegistration(
+            "agentic_labeling.v1.TrainingService",
+            functools.partial(
+                training_pb2_grpc.add_TrainingServiceServicer_to_server, TrainingServicer()
+            ),
+        ),
+        ServiceRegistration(
+            "google.longrunning.Operations",
+            functools.partial(
+                operations_pb2_grpc.add_OperationsServicer_to_server, OperationsServicer()
+            ),
+        ),
+    ]
+
+
+def run(settings: Settings, *, port_file: Path | None = None) -> None:
+    """Serve the registry on settings.host:settings.registry_port until SIGTERM or SIGINT."""
+    run_server(
+        settings,
+        name="registry",
+        port=settings.registry_port,
+        services_factory=functools.partial(services, settings),
+        port_file=port_file,
+    )

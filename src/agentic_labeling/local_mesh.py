@@ -1,0 +1,171 @@
+"""Starts and stops the mesh's processes on this machine: `alabel serve ...` and tritonserver.
+
+Used by `make demo`, by the tests (real servers on loopback) and, later, by `alabel up`.
+Each start waits until the process serves, and reports a process that died during start-up
+with its log, instead of hanging.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentic_labeling.errors import Unavailable
+from agentic_labeling.settings import ENV_PREFIX
+
+__all__ = [
+    "ManagedProcess",
+    "start_server_process",
+    "start_tritonserver",
+    "unused_port",
+]
+
+START_TIMEOUT_S = 30.0
+_POLL_S = 0.05
+
+
+def unused_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (bound once by the OS, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class ManagedProcess:
+    """A child process of the mesh, where it listens and where it logs."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    host: str
+    port: int
+    log: Path
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def stop(self, timeout_s: float = 15.0) -> int:
+        """SIGTERM and wait: the exit status (0 for a clean stop). Killed if it hangs."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise Unavailable(
+                f"{self.name} did not stop within {timeout_s} s of SIGTERM and was killed"
+            ) from None
+
+
+def _wait_until(is_ready: Callable[[], bool], managed: ManagedProcess, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not is_ready():
+        if managed.process.poll() is not None:
+            raise Unavailable(
+                f"{managed.name} exited with status {managed.process.returncode} while "
+                f"starting:\n{managed.log.read_text(errors='replace')[-4000:]}"
+            )
+        if time.monotonic() > deadline:
+            managed.process.kill()
+            managed.process.wait()
+            raise Unavailable(
+                f"{managed.name} did not start within {timeout_s} s:\n"
+                f"{managed.log.read_text(errors='replace')[-4000:]}"
+            )
+        time.sleep(_POLL_S)
+
+
+def _environment_without_settings() -> dict[str, str]:
+    # Children get their settings as flags only, so what runs is what the command line says.
+    return {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+
+
+def start_server_process(
+    kind: str,
+    workdir: Path,
+    settings_flags: Sequence[str] = (),
+    *,
+    host: str = "127.0.0.1",
+    timeout_s: float = START_TIMEOUT_S,
+) -> ManagedProcess:
+    """Start `alabel <flags> serve <kind>` on a free port of `host`; return once it serves.
+
+    `kind` is "registry" or "orchestrator"; its log goes to `workdir/<kind>.log`.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    port_file = workdir / f"{kind}.port"
+    port_file.unlink(missing_ok=True)
+    log = workdir / f"{kind}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "agentic_labeling",
+        "--host",
+        host,
+        f"--{kind}-port",
+        "0",
+        *settings_flags,
+        "serve",
+        kind,
+        "--port-file",
+        str(port_file),
+    ]
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            command, stdout=log_file, stderr=subprocess.STDOUT, env=_environment_without_settings()
+        )
+    managed = ManagedProcess(kind, process, host, 0, log)
+    _wait_until(port_file.exists, managed, timeout_s)
+    managed.port = int(port_file.read_text())
+    return managed
+
+
+def _accepts_connections(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+        return True
+    return False
+
+
+def start_tritonserver(
+    binary: Path,
+    model_repository: Path,
+    workdir: Path,
+    *,
+    host: str = "127.0.0.1",
+    timeout_s: float = START_TIMEOUT_S,
+) -> ManagedProcess:
+    """Start the real tritonserver on free loopback ports; return once its gRPC port answers.
+
+    The returned address is Triton's gRPC endpoint. Loading Python-backend models needs more
+    (stub, library path, PATH; see DESIGN.md) and arrives with `alabel triton start`.
+    """
+    if not binary.exists():
+        raise Unavailable(f"tritonserver not found at {binary}; run `make setup`")
+    workdir.mkdir(parents=True, exist_ok=True)
+    grpc_port, http_port = unused_port(host), unused_port(host)
+    log = workdir / "tritonserver.log"
+    command = [
+        str(binary),
+        f"--model-repository={model_repository}",
+        f"--backend-directory={binary.parent.parent / 'backends'}",
+        f"--grpc-address={host}",
+        f"--grpc-port={grpc_port}",
+        f"--http-address={host}",
+        f"--http-port={http_port}",
+        "--allow-metrics=false",
+    ]
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+    managed = ManagedProcess("tritonserver", process, host, grpc_port, log)
+    _wait_until(lambda: _accepts_connections(host, grpc_port), managed, timeout_s)
+    return managed

@@ -1,0 +1,72 @@
+"""decode_image: what the mesh accepts and how it refuses the rest."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from agentic_labeling.errors import InvalidArgument
+from agentic_labeling.images import decode_image
+
+
+def _encoded(fmt: str, size: tuple[int, int] = (32, 24), mode: str = "RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, color=200 if mode == "L" else (10, 20, 30)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "TIFF"])
+def test_supported_formats_decode_to_rgb_pixels(fmt: str) -> None:
+    data = _encoded(fmt)
+    decoded = decode_image(data, max_pixels=10_000)
+    assert decoded.pixels.shape == (24, 32, 3)
+    assert decoded.pixels.dtype == np.uint8
+    assert (decoded.width, decoded.height) == (32, 24)
+    assert decoded.format == fmt
+    assert decoded.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_grayscale_image_becomes_three_channels() -> None:
+    decoded = decode_image(_encoded("PNG", mode="L"), max_pixels=10_000)
+    assert decoded.pixels.shape == (24, 32, 3)
+    assert int(decoded.pixels[0, 0, 0]) == 200
+
+
+def _refusal(data: bytes, max_pixels: int = 10_000) -> InvalidArgument:
+    with pytest.raises(InvalidArgument) as caught:
+        decode_image(data, max_pixels=max_pixels, field="item.image.data")
+    assert [v.field for v in caught.value.violations] == ["item.image.data"]
+    return caught.value
+
+
+def test_empty_bytes_are_refused_naming_the_field() -> None:
+    assert _refusal(b"").reason == "EMPTY_IMAGE"
+
+
+def test_random_bytes_are_refused_as_unreadable() -> None:
+    assert _refusal(b"definitely not an image").reason == "UNREADABLE_IMAGE"
+
+
+def test_truncated_jpeg_is_refused_as_corrupt() -> None:
+    data = _encoded("JPEG", size=(256, 256))
+    assert _refusal(data[: len(data) // 2], max_pixels=1_000_000).reason == "CORRUPT_IMAGE"
+
+
+def test_gif_is_refused_as_unsupported() -> None:
+    error = _refusal(_encoded("GIF"))
+    assert error.reason == "UNSUPPORTED_IMAGE_FORMAT"
+    assert "GIF" in error.message
+
+
+def test_too_many_pixels_is_refused_from_the_header() -> None:
+    error = _refusal(_encoded("PNG", size=(200, 100)), max_pixels=19_999)
+    assert error.reason == "IMAGE_TOO_LARGE"
+    assert error.metadata == {"width": "200", "height": "100", "limit": "19999"}
+
+
+def test_image_at_the_pixel_limit_is_accepted() -> None:
+    assert decode_image(_encoded("PNG", size=(200, 100)), max_pixels=20_000).width == 200

@@ -1,0 +1,26 @@
+"""Where the real parts are, and what the session's mesh fixture hands to tests.
+
+The processes themselves are started by agentic_labeling.local_mesh, the same code that
+`make demo` uses.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentic_labeling.local_mesh import ManagedProcess
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GRPCURL = Path(sys.executable).parent / "grpcurl"
+TRITONSERVER = REPO_ROOT / ".triton" / "pytriton" / "tritonserver" / "bin" / "tritonserver"
+
+
+@dataclass
+class Mesh:
+    """Registry and orchestrator servers; Triton's address has nothing listening."""
+
+    registry: ManagedProcess
+    orchestrator: ManagedProcess
+    triton_url: str
