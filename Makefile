@@ -1,0 +1,58 @@
+# Two commands are all a newcomer types: `make demo` and `make test`. Both set up first when needed.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PYTRITON_VERSION := 0.7.0
+TRITON_DIR := .triton
+TRITONSERVER := $(TRITON_DIR)/pytriton/tritonserver/bin/tritonserver
+# pip lists every local index it skips; keep set-up output readable.
+QUIET_PIP := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+
+.PHONY: help setup protos lint test demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
+
+setup: $(INSTALLED) $(TRITONSERVER) ## create .venv with the project, dev tools and tritonserver
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip $(QUIET_PIP)
+	$(PY) -m pip install --quiet -e '.[dev]' $(QUIET_PIP)
+	touch $@
+
+# The tritonserver binary (with the Python backend) comes from the nvidia-pytriton wheel,
+# unpacked without installing the wheel or its dependencies (their pins would spread).
+$(TRITONSERVER): scripts/install_tritonserver.py | $(INSTALLED)
+	$(PY) scripts/install_tritonserver.py --version $(PYTRITON_VERSION) --dest $(TRITON_DIR) $(QUIET_PIP)
+	touch $@
+
+protos: $(INSTALLED) ## regenerate src/agentic_labeling/v1 from protos/
+	$(PY) scripts/gen_protos.py
+
+lint: $(INSTALLED) ## ruff, mypy, buf lint, buf breaking, generated-code drift
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/buf lint
+	@# Compares with the main branch; a fresh clone without one has nothing to compare.
+	@if git rev-parse --verify --quiet main >/dev/null; then \
+		echo "$(BIN)/buf breaking --against '.git#branch=main'"; \
+		$(BIN)/buf breaking --against '.git#branch=main'; \
+	else echo "buf breaking: no main branch to compare with, skipped"; fi
+	$(PY) scripts/gen_protos.py --check
+
+test: setup lint ## lint, then the whole test suite with coverage (>= 80%)
+	$(BIN)/pytest --cov --cov-report=term
+
+demo: setup ## start the mesh on loopback, call it, stop it
+	$(PY) scripts/demo.py
+
+clean: ## remove the venv, tritonserver and caches (the data directory is kept)
+	rm -rf $(VENV) $(TRITON_DIR) .cache .build build dist .pytest_cache .mypy_cache .ruff_cache .coverage
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
