@@ -1,16 +1,68 @@
-"""`alabel triton start|stop|status`: the local Triton Inference Server that serves the models."""
+"""`alabel triton start|stop|status`: the local Triton Inference Server that serves the models.
+
+`start` runs tritonserver in the background and records its pid and ports in
+`<data-dir>/run/triton.json`; `stop` and `status` read that file. A --triton-url other than the
+default names an external server: `start` refuses it, `status` asks it. The launcher itself is
+`agentic_labeling.triton_server`, imported when a command runs so that `--help` stays fast.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 
+from agentic_labeling.cli.failures import CliFailure
 from agentic_labeling.cli.groups import AlabelGroup
 from agentic_labeling.cli.params import json_option
-from agentic_labeling.cli.planned import PlannedCommand
+from agentic_labeling.cli.settings_options import current_settings
+from agentic_labeling.errors import AlreadyExists
+from agentic_labeling.settings import Settings
+
+if TYPE_CHECKING:
+    from agentic_labeling.triton_server import TritonHandle, TritonStateFile, TritonStatus
 
 __all__ = ["triton"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+_DEFAULT_TRITON_URL = next(
+    f.default for f in dataclasses.fields(Settings) if f.name == "triton_url"
+)
+
+
+def _external_url(settings: Settings) -> str | None:
+    """The --triton-url (or ALABEL_TRITON_URL) when it names a server other than the default."""
+    return settings.triton_url if settings.triton_url != _DEFAULT_TRITON_URL else None
+
+
+def _state_file(settings: Settings) -> TritonStateFile:
+    from agentic_labeling.triton_server import TritonStateFile
+
+    return TritonStateFile(settings.data_dir / "run" / "triton.json")
+
+
+def _report_stale(handle: TritonHandle) -> None:
+    click.echo(
+        f"removed a stale state file: tritonserver pid {handle.pid} (gRPC {handle.address})"
+        " is no longer running",
+        err=True,
+    )
+
+
+def _port_option(name: str, default: int, what: str) -> Callable[[_F], _F]:
+    return click.option(
+        f"--{name}-port",
+        type=click.IntRange(0, 65535),
+        default=default,
+        show_default=True,
+        metavar="PORT",
+        help=f"{what} on --host; 0 picks a free port.",
+    )
 
 
 @click.group(cls=AlabelGroup)
@@ -26,12 +78,11 @@ def triton() -> None:
 
 @triton.command(
     "start",
-    cls=PlannedCommand,
-    plan="starts tritonserver with the repository's models and waits until they are ready",
     epilog="""\b
 Examples:
   alabel triton start
-  alabel --models-dir ~/weights triton start --device gpu""",
+  alabel --models-dir ~/weights triton start --device gpu
+  alabel --data-dir /tmp/al triton start --grpc-port 0 --http-port 0 --metrics-port 0 --json""",
 )
 @click.option(
     "--model-repository",
@@ -45,6 +96,15 @@ Examples:
     show_default=True,
     help="Where model instances run; auto picks the GPU when one is visible.",
 )
+@_port_option("grpc", 8001, "Port of Triton's gRPC endpoint (what --triton-url names)")
+@_port_option("http", 8000, "Port of Triton's HTTP/REST endpoint")
+@_port_option("metrics", 8002, "Port of Triton's Prometheus metrics endpoint")
+@click.option(
+    "--torch-threads",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="CPU threads per model instance.  [default: CPUs / number of models, at least 1]",
+)
 @click.option(
     "--ready-timeout",
     type=click.FloatRange(min=0),
@@ -56,23 +116,83 @@ Examples:
 @click.option(
     "--log-file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write tritonserver's log here.  [default: under --data-dir]",
+    help="Write tritonserver's log here.  [default: <data-dir>/run/tritonserver.log]",
 )
-def triton_start(**options: object) -> None:
+@json_option
+def triton_start(
+    model_repository: Path | None,
+    device: Literal["auto", "cpu", "gpu"],
+    grpc_port: int,
+    http_port: int,
+    metrics_port: int,
+    torch_threads: int | None,
+    ready_timeout: float,
+    log_file: Path | None,
+    as_json: bool,
+) -> None:
     """Start tritonserver and wait until the models are ready.
 
-    The server runs in the background on loopback ports. Weights come from --models-dir
-    (transformers format; `alabel models make-tiny` builds tiny random ones for trying things out).
-    The gRPC port is the one in --triton-url. Returns once florence2, sam2 and dinov2 all report
-    READY.
+    The server runs in the background on --host (loopback by default) and keeps running after
+    this command returns; `alabel triton stop` stops it. Weights come from --models-dir
+    (transformers format; `alabel models make-tiny` builds tiny random ones for trying things
+    out). Returns once every model of the repository reports READY; if one fails to load, the
+    server is stopped and its error (e.g. a model.py traceback) is shown.
     """
+    from agentic_labeling.triton_server import TritonLaunch, default_model_repository, start_triton
+
+    settings = current_settings()
+    external = _external_url(settings)
+    if external is not None:
+        raise CliFailure(
+            f"--triton-url {external} names an external Triton server; `alabel triton start`"
+            " runs a local one (choose its ports with --grpc-port, --http-port, --metrics-port)",
+            details=[f"to check the external server: alabel --triton-url {external} triton status"],
+        )
+    run_dir = settings.data_dir / "run"
+    state = _state_file(settings)
+    with state.lock():
+        running = state.load_running(on_stale=_report_stale)
+        if running is not None:
+            raise AlreadyExists(
+                f"Triton is already running (pid {running.pid}, gRPC {running.address});"
+                " `alabel triton stop` stops it",
+                reason="TRITON_RUNNING",
+            )
+        launch = TritonLaunch(
+            model_repository=model_repository or default_model_repository(),
+            host=settings.host,
+            grpc_port=grpc_port,
+            http_port=http_port,
+            metrics_port=metrics_port,
+            models_dir=settings.models_dir,
+            log_file=log_file or run_dir / "tritonserver.log",
+            torch_threads=torch_threads,
+            device=device,
+            ready_timeout_s=ready_timeout,
+            detached=True,
+        )
+        handle = start_triton(launch)
+        try:
+            state.save(handle)
+        except BaseException:
+            handle.stop()  # a server nobody can find again must not keep running
+            raise
+    status = handle.status()
+    if as_json:
+        click.echo(json.dumps({**handle.to_json(), "status": status.to_json()}, indent=2))
+        return
+    click.echo(f"Triton is ready (pid {handle.pid})")
+    click.echo(f"  gRPC     {handle.address}   (--triton-url)")
+    click.echo(f"  HTTP     {handle.http_url}")
+    click.echo(f"  metrics  {handle.metrics_url}")
+    click.echo(f"  log      {handle.log_file}")
+    for model in status.models:
+        click.echo(f"  model    {model.name} (version {model.version}) {model.state}")
+    if not status.models:
+        click.echo(f"  no models in {handle.model_repository}")
 
 
-@triton.command(
-    "stop",
-    cls=PlannedCommand,
-    plan="stops the tritonserver that `alabel triton start` started",
-)
+@triton.command("stop")
 @click.option(
     "--grace",
     type=click.FloatRange(min=0),
@@ -81,23 +201,80 @@ def triton_start(**options: object) -> None:
     metavar="SECONDS",
     help="Time given to in-flight inferences before the server is killed.",
 )
-def triton_stop(**options: object) -> None:
+def triton_stop(grace: float) -> None:
     """Stop the tritonserver that `alabel triton start` started.
 
-    Sends SIGTERM, waits --grace seconds, then kills it.
+    Sends SIGTERM, waits --grace seconds, then kills it. Nothing to stop is not an error. A
+    server at an external --triton-url is never stopped.
     """
+    settings = current_settings()
+    state = _state_file(settings)
+    with state.lock():
+        handle = state.load_running(on_stale=_report_stale)
+        if handle is None:
+            click.echo(
+                f"no Triton server started by `alabel triton start` under {settings.data_dir}"
+            )
+            return
+        handle.stop(grace_s=grace)
+        state.remove()
+    click.echo(f"stopped Triton (pid {handle.pid}, gRPC {handle.address})")
 
 
-@triton.command(
-    "status",
-    cls=PlannedCommand,
-    plan="shows each model's readiness and batching statistics",
-)
+@triton.command("status")
 @json_option
-def triton_status(**options: object) -> None:
+def triton_status(as_json: bool) -> None:
     """Show whether Triton is live and each model's state.
 
-    Asks the server at --triton-url.
-    For each model: READY or the reason it is not, version, and its statistics since start
-    (requests, executions and the average batch size, inference_count / execution_count).
+    Asks the server at --triton-url when one is given, else the server `alabel triton start`
+    started, else the default address. For each model: READY or the reason it is not, version,
+    and its statistics since start (requests, executions and the average batch size,
+    inference_count / execution_count). Exit status 0 when the server is live and every model
+    is READY, 1 otherwise.
     """
+    from agentic_labeling.triton_server import query_status
+
+    settings = current_settings()
+    handle = None
+    if _external_url(settings) is None:
+        handle = _state_file(settings).load_running(on_stale=_report_stale)
+    address = handle.address if handle is not None else settings.triton_url
+    status = query_status(address)
+    if as_json:
+        report = {**status.to_json(), "server": handle.to_json() if handle else None}
+        click.echo(json.dumps(report, indent=2))
+    else:
+        _print_status(status, handle)
+    if not status.all_ready:
+        raise click.exceptions.Exit(1)
+
+
+def _print_status(status: TritonStatus, handle: TritonHandle | None) -> None:
+    started = f" (started by alabel, pid {handle.pid})" if handle is not None else ""
+    if not status.live:
+        click.echo(f"Triton at {status.address}{started}: not reachable ({status.error})")
+        return
+    click.echo(
+        f"Triton at {status.address}{started}: live, {'ready' if status.ready else 'NOT ready'}"
+    )
+    if not status.models:
+        click.echo("  no models")
+        return
+    rows = [("MODEL", "VERSION", "STATE", "REQUESTS", "FAILED", "EXECUTIONS", "AVG BATCH")]
+    for m in status.models:
+        average = m.average_batch_size
+        rows.append(
+            (
+                m.name,
+                m.version,
+                m.state if m.ready else f"{m.state}: {m.reason}".rstrip(": "),
+                str(m.requests),
+                str(m.failed_requests),
+                str(m.execution_count),
+                f"{average:.2f}" if average is not None else "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        click.echo("  " + "  ".join([*cells, row[-1]]))
