@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import click
 
 from agentic_labeling.cli.groups import AlabelGroup
-from agentic_labeling.cli.planned import PlannedCommand
 
 __all__ = ["models"]
 
@@ -19,8 +19,6 @@ def models() -> None:
 
 @models.command(
     "make-tiny",
-    cls=PlannedCommand,
-    plan="builds tiny random-weight Florence-2, SAM2 and DINOv2 models",
     epilog="""\b
 Example:
   alabel models make-tiny ./tiny-models
@@ -29,7 +27,7 @@ Example:
 @click.argument("directory", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights.")
 @click.option("--overwrite", is_flag=True, help="Replace models already in DIR.")
-def models_make_tiny(**options: object) -> None:
+def models_make_tiny(directory: Path, seed: int, overwrite: bool) -> None:
     """Build tiny random-weight models for tests and demos.
 
     Writes Florence-2, SAM2 and DINOv2 models with random weights into DIR. They have the real
@@ -38,3 +36,16 @@ def models_make_tiny(**options: object) -> None:
     plumbing, never label quality. For real labels, point --models-dir at real checkpoints in
     transformers format.
     """
+    # Imported here so that `alabel --help` does not load torch.
+    from agentic_labeling.models.tiny import MODEL_NAMES, make_tiny_models
+
+    existing = [name for name in MODEL_NAMES if (directory / name).exists()]
+    if existing and not overwrite:
+        raise click.UsageError(
+            f"{directory} already holds {', '.join(existing)}; pass --overwrite to replace them"
+        )
+    for name in existing:  # replaced whole, so no file of an older build lingers
+        shutil.rmtree(directory / name)
+    for name, path in make_tiny_models(directory, seed=seed).items():
+        click.echo(f"{name:<10} {path}")
+    click.echo("Random weights: these models prove the plumbing, their labels mean nothing.")

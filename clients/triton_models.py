@@ -1,0 +1,215 @@
+"""Typed async client for the three models on Triton: the orchestrator's only way to reach them.
+
+It encodes inputs as the configs in model_repository/ declare them, decodes the outputs into
+numpy arrays, sends a deadline with every call, and turns Triton's errors into our domain
+errors: a request Triton refused as INVALID_ARGUMENT stays InvalidArgument (the image or boxes
+were bad), an unreachable server or an unloaded model is Unavailable, a passed deadline is
+DeadlineExceeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from tritonclient.grpc import InferInput, InferRequestedOutput
+from tritonclient.grpc import aio as triton_aio
+from tritonclient.utils import InferenceServerException
+
+from agentic_labeling.errors import (
+    DeadlineExceeded,
+    DomainError,
+    InvalidArgument,
+    ResourceExhausted,
+    Unavailable,
+)
+from agentic_labeling.models.mask_codec import pack_masks, unpack_masks
+
+__all__ = ["DetectedBoxes", "ModelNames", "SegmentedBoxes", "TritonModels"]
+
+_MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ModelNames:
+    """Names of the models in the Triton repository."""
+
+    detector: str = "florence2"
+    segmenter: str = "sam2"
+    embedder: str = "dinov2"
+
+
+@dataclass(frozen=True)
+class DetectedBoxes:
+    boxes: npt.NDArray[np.float32]  # (n, 4): x, y, width, height in pixels
+    scores: npt.NDArray[np.float32]  # (n,)
+    class_ids: npt.NDArray[np.int32]  # (n,): indexes into the class names sent
+    image_width: int
+    image_height: int
+
+
+@dataclass(frozen=True)
+class SegmentedBoxes:
+    masks: npt.NDArray[np.bool_]  # (n, height, width)
+    predicted_iou: npt.NDArray[np.float32]  # (n,)
+
+
+def _domain_error(exc: InferenceServerException, model: str) -> DomainError:
+    status = str(exc.status() or "")
+    message = f"{model}: {exc.message()}"
+    if "INVALID_ARGUMENT" in status:
+        return InvalidArgument(message, reason="MODEL_REFUSED_INPUT", metadata={"model": model})
+    if "DEADLINE_EXCEEDED" in status:
+        return DeadlineExceeded(message, metadata={"model": model})
+    if "RESOURCE_EXHAUSTED" in status:
+        return ResourceExhausted(message, metadata={"model": model})
+    # UNAVAILABLE, a model that is not loaded (NOT_FOUND), a crashed stub (INTERNAL): the
+    # caller cannot fix the request; retrying later, or against a healthy server, may work.
+    return Unavailable(message, reason="MODEL_UNAVAILABLE", metadata={"model": model})
+
+
+def _bytes_input(name: str, data: bytes) -> InferInput:
+    array = np.frombuffer(data, dtype=np.uint8)[np.newaxis, :]
+    tensor = InferInput(name, list(array.shape), "UINT8")
+    tensor.set_data_from_numpy(array)
+    return tensor
+
+
+def _array_input(name: str, array: npt.NDArray[Any], datatype: str) -> InferInput:
+    batched = array[np.newaxis, ...]
+    tensor = InferInput(name, list(batched.shape), datatype)
+    tensor.set_data_from_numpy(batched)
+    return tensor
+
+
+def _boxes_array(boxes: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    return np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+
+
+class TritonModels:
+    """Florence-2, SAM2 and DINOv2 on one Triton server, over gRPC.
+
+    Use as `async with TritonModels(url) as models: ...`; one instance is shared by every
+    concurrent request of the orchestrator (the gRPC channel multiplexes them, and that
+    concurrency is what Triton's dynamic batcher turns into batches).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        names: ModelNames | None = None,
+        deadline_s: float = 120.0,
+        max_message_bytes: int = 64 * _MiB,
+    ) -> None:
+        self.url = url
+        self.names = names or ModelNames()
+        self.deadline_s = deadline_s
+        self._client = triton_aio.InferenceServerClient(
+            url,
+            channel_args=[
+                ("grpc.max_send_message_length", max_message_bytes),
+                ("grpc.max_receive_message_length", max_message_bytes),
+            ],
+        )
+
+    async def __aenter__(self) -> TritonModels:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def _infer(
+        self,
+        model: str,
+        inputs: list[InferInput],
+        outputs: Sequence[str],
+        deadline_s: float | None,
+    ) -> Any:
+        try:
+            return await self._client.infer(
+                model,
+                inputs,
+                outputs=[InferRequestedOutput(name) for name in outputs],
+                client_timeout=self.deadline_s if deadline_s is None else deadline_s,
+            )
+        except InferenceServerException as exc:
+            raise _domain_error(exc, model) from None
+
+    async def detect(
+        self,
+        image: bytes,
+        class_names: Sequence[str],
+        *,
+        min_confidence: float = 0.0,
+        max_detections: int = 100,
+        deadline_s: float | None = None,
+    ) -> DetectedBoxes:
+        """Boxes of the named classes in an encoded image, most confident first."""
+        names = np.array([name.encode("utf-8") for name in class_names], dtype=np.object_)
+        result = await self._infer(
+            self.names.detector,
+            [
+                _bytes_input("IMAGE", image),
+                _array_input("CLASS_NAMES", names, "BYTES"),
+                _array_input("MIN_CONFIDENCE", np.array([min_confidence], np.float32), "FP32"),
+                _array_input("MAX_DETECTIONS", np.array([max_detections], np.int32), "INT32"),
+            ],
+            ("BOXES", "SCORES", "CLASS_IDS", "IMAGE_SIZE"),
+            deadline_s,
+        )
+        width, height = (int(v) for v in result.as_numpy("IMAGE_SIZE")[0])
+        return DetectedBoxes(
+            boxes=result.as_numpy("BOXES")[0].reshape(-1, 4),
+            scores=result.as_numpy("SCORES")[0],
+            class_ids=result.as_numpy("CLASS_IDS")[0],
+            image_width=width,
+            image_height=height,
+        )
+
+    async def segment(
+        self, image: bytes, boxes: npt.ArrayLike, *, deadline_s: float | None = None
+    ) -> SegmentedBoxes:
+        """One mask per box (x, y, width, height in pixels) at the image's resolution."""
+        box_array = _boxes_array(boxes)
+        result = await self._infer(
+            self.names.segmenter,
+            [_bytes_input("IMAGE", image), _array_input("BOXES", box_array, "FP32")],
+            ("MASKS", "MASK_SIZE", "PREDICTED_IOU"),
+            deadline_s,
+        )
+        height, width = (int(v) for v in result.as_numpy("MASK_SIZE")[0])
+        packed = result.as_numpy("MASKS")[0]
+        return SegmentedBoxes(
+            masks=unpack_masks(packed, height, width),
+            predicted_iou=result.as_numpy("PREDICTED_IOU")[0],
+        )
+
+    async def embed(
+        self,
+        image: bytes,
+        boxes: npt.ArrayLike,
+        masks: npt.NDArray[np.bool_] | None = None,
+        *,
+        deadline_s: float | None = None,
+    ) -> npt.NDArray[np.float32]:
+        """One L2-normalised embedding per box (the whole image when there are no boxes)."""
+        box_array = _boxes_array(boxes)
+        inputs = [_bytes_input("IMAGE", image), _array_input("BOXES", box_array, "FP32")]
+        if masks is not None:
+            inputs.append(_array_input("MASKS", pack_masks(masks), "UINT8"))
+        result = await self._infer(self.names.embedder, inputs, ("EMBEDDINGS",), deadline_s)
+        embeddings: npt.NDArray[np.float32] = result.as_numpy("EMBEDDINGS")[0]
+        return embeddings
