@@ -1,28 +1,45 @@
 """`make demo`: start the mesh on loopback, call it the ways users will, stop it cleanly.
 
-What this shows today: the real tritonserver (serving the repository's model_repository/),
-the registry and orchestrator servers with the whole agentic_labeling.v1 contract, gRPC
-health, reflection for grpcurl, precise errors, and a clean stop on SIGTERM.
-The models, the stores and AutoLabel are not built yet; those RPCs answer UNIMPLEMENTED.
+What this shows today: tiny random-weight Florence-2, SAM2 and DINOv2 served by the real
+tritonserver from model_repository/ with dynamic batching, the registry and orchestrator
+servers with the whole agentic_labeling.v1 contract, Detect / Segment / Embed on one image,
+gRPC health, reflection for grpcurl, precise errors, and a clean stop on SIGTERM.
+The weights are random, so the boxes mean nothing. The registry's stores and AutoLabel are
+not built yet; those RPCs answer UNIMPLEMENTED.
 """
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import grpc
+import numpy as np
+from PIL import Image, ImageDraw
 from rich.console import Console
 from rich.table import Table
+from transformers.utils import logging as transformers_logging
 
-from agentic_labeling.local_mesh import ManagedProcess, start_server_process, start_tritonserver
+from agentic_labeling.local_mesh import ManagedProcess, start_server_process
+from agentic_labeling.models.tiny import make_tiny_models
 from agentic_labeling.servers.error_status import describe_rpc_error
-from agentic_labeling.v1 import labeling_pb2, labeling_pb2_grpc, registry_pb2, registry_pb2_grpc
+from agentic_labeling.triton_server import (
+    TritonHandle,
+    TritonLaunch,
+    default_model_repository,
+    start_triton,
+)
+from agentic_labeling.v1 import (
+    common_pb2,
+    labeling_pb2,
+    labeling_pb2_grpc,
+    registry_pb2,
+    registry_pb2_grpc,
+)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-TRITONSERVER = REPO_ROOT / ".triton" / "pytriton" / "tritonserver" / "bin" / "tritonserver"
 GRPCURL = Path(sys.executable).parent / "grpcurl"
 console = Console()
 
@@ -49,7 +66,44 @@ def show_mesh_status(orchestrator: ManagedProcess) -> None:
             component.version or component.message,
         )
     console.print(table)
-    console.print(f"models on Triton: {len(status.models)} (model serving is not built yet)")
+    for model in status.models:
+        console.print(f"model {model.name:<10} ready={model.ready}")
+
+
+def demo_image() -> bytes:
+    image = Image.new("RGB", (320, 240), (90, 140, 200))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((40, 60, 150, 170), fill=(220, 180, 40))
+    draw.rectangle((190, 90, 290, 200), fill=(60, 160, 80))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def show_models(orchestrator: ManagedProcess) -> None:
+    console.rule("Detect, Segment, Embed on one image (random weights: the boxes mean nothing)")
+    image = common_pb2.Image(data=demo_image())
+    with grpc.insecure_channel(orchestrator.address) as channel:
+        stub = labeling_pb2_grpc.LabelingServiceStub(channel)
+        detected = stub.Detect(
+            labeling_pb2.DetectRequest(image=image, class_names=["ball", "box"], max_detections=3),
+            timeout=60,
+        )
+        for d in detected.detections:
+            b = d.bbox
+            console.print(
+                f"{d.class_name:<5} confidence {d.confidence:.3f}  "
+                f"box x={b.x:.1f} y={b.y:.1f} w={b.width:.1f} h={b.height:.1f}"
+            )
+        boxes = [d.bbox for d in detected.detections]
+        masks = stub.Segment(labeling_pb2.SegmentRequest(image=image, boxes=boxes), timeout=60)
+        embedded = stub.Embed(labeling_pb2.EmbedRequest(image=image, boxes=boxes), timeout=60)
+    pixels = [sum(m.mask.rle.counts[1::2]) for m in masks.masks]
+    console.print(f"SAM2 masks: {len(masks.masks)}, object pixels {pixels}")
+    norms = [round(float(np.linalg.norm(e.values)), 4) for e in embedded.embeddings]
+    console.print(
+        f"DINOv2 embeddings: {len(norms)} of dimension {embedded.dimension}, norms {norms}"
+    )
 
 
 def show_precise_error(registry: ManagedProcess) -> None:
@@ -68,19 +122,34 @@ def show_precise_error(registry: ManagedProcess) -> None:
 
 
 def main() -> int:
-    console.rule("AgenticLabeling demo: the mesh's skeleton on loopback")
+    console.rule("AgenticLabeling demo: the mesh on loopback")
     console.print(
-        "This version has the whole gRPC contract, the servers, health, reflection and the real "
-        "tritonserver.\nThe models (Florence-2, SAM2, DINOv2 on Triton), the registry's stores "
-        "and AutoLabel are not built yet:\ntheir RPCs answer UNIMPLEMENTED. No labels are made, "
-        "so none are shown."
+        "Florence-2, SAM2 and DINOv2 run on the real tritonserver with TINY RANDOM WEIGHTS: "
+        "the plumbing is real, the labels are meaningless. For real weights, put checkpoints in "
+        "transformers format under DIR/florence2, DIR/sam2 and DIR/dinov2 and start Triton with "
+        "`alabel --models-dir DIR triton start`. The registry's stores and AutoLabel are not "
+        "built yet: their RPCs answer UNIMPLEMENTED."
     )
     with tempfile.TemporaryDirectory(prefix="alabel-demo-") as tmp:
         workdir = Path(tmp)
         started: list[ManagedProcess] = []
+        triton: TritonHandle | None = None
         try:
-            triton = start_tritonserver(TRITONSERVER, REPO_ROOT / "model_repository", workdir)
-            started.append(triton)
+            transformers_logging.disable_progress_bar()
+            make_tiny_models(workdir / "models")
+            console.print("built tiny models; starting tritonserver (about 10 s on 2 cores)")
+            triton = start_triton(
+                TritonLaunch(
+                    model_repository=default_model_repository(),
+                    grpc_port=0,
+                    http_port=0,
+                    metrics_port=0,
+                    models_dir=workdir / "models",
+                    log_file=workdir / "tritonserver.log",
+                    device="cpu",
+                )
+            )
+            console.print(f"started tritonserver at {triton.address}")
             common = ["--data-dir", str(workdir / "data"), "--log-format", "text"]
             registry = start_server_process("registry", workdir, common)
             started.append(registry)
@@ -92,6 +161,7 @@ def main() -> int:
             started.append(orchestrator)
             for process in started:
                 console.print(f"started {process.name:<12} at {process.address}")
+            show_models(orchestrator)
 
             console.rule("Reflection: grpcurl lists and describes without .proto files")
             console.print(grpcurl(registry.address, "list"))
@@ -107,6 +177,8 @@ def main() -> int:
             console.rule("Stopping with SIGTERM")
             for process in reversed(started):
                 console.print(f"{process.name:<12} exited with status {process.stop()}")
+            if triton is not None:
+                console.print(f"tritonserver exited with status {triton.stop()}")
     return 0
 
 

@@ -1,9 +1,9 @@
 """LabelingService, the orchestrator's API.
 
-Built so far: GetMeshStatus (registry and Triton readiness, models and their batching
-statistics) and the request checks of Detect, Segment and Embed, which answer every bad
-field with INVALID_ARGUMENT. Running the models through Triton and AutoLabel are not built
-yet and answer UNIMPLEMENTED.
+Built: Detect, Segment and Embed (one model on Triton each, for debugging and for clients
+that run their own pipeline) and GetMeshStatus. Every request is checked first, so a bad
+field is INVALID_ARGUMENT naming it before any model runs; Triton being down is UNAVAILABLE.
+AutoLabel is not built yet and answers UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -11,22 +11,22 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import numpy as np
+
 from agentic_labeling import __version__
-from agentic_labeling.clients.mesh_probe import (
-    ComponentState,
-    probe_registry,
-    probe_triton,
-)
-from agentic_labeling.errors import Unimplemented
+from agentic_labeling.clients.mesh_probe import ComponentState, probe_registry, probe_triton
+from agentic_labeling.clients.triton_models import TritonModels
+from agentic_labeling.servers.conversions import box_message, boxes_array, mask_array, mask_message
 from agentic_labeling.servers.labeling_requests import check_detect, check_embed, check_segment
 from agentic_labeling.servers.unbuilt import answer_unbuilt_methods
 from agentic_labeling.settings import Settings
-from agentic_labeling.v1 import labeling_pb2, labeling_pb2_grpc
+from agentic_labeling.v1 import common_pb2, labeling_pb2, labeling_pb2_grpc
 
-__all__ = ["LabelingServicer"]
+__all__ = ["DEFAULT_MAX_DETECTIONS", "LabelingServicer"]
 
 _SERVICE = labeling_pb2.DESCRIPTOR.services_by_name["LabelingService"]
 _PROBE_TIMEOUT_S = 2.0
+DEFAULT_MAX_DETECTIONS = 100
 
 
 def _component(state: ComponentState) -> labeling_pb2.ComponentStatus:
@@ -38,28 +38,86 @@ def _component(state: ComponentState) -> labeling_pb2.ComponentStatus:
     )
 
 
+def _deadline(context: Any) -> float | None:
+    """What is left of the caller's deadline, passed on to Triton (None: no deadline)."""
+    remaining = context.time_remaining()
+    return None if remaining is None else max(remaining, 0.001)
+
+
 @answer_unbuilt_methods(_SERVICE)
 class LabelingServicer(labeling_pb2_grpc.LabelingServiceServicer):
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._models = TritonModels(
+            settings.triton_url, max_message_bytes=settings.max_message_bytes
+        )
 
     async def Detect(
         self, request: labeling_pb2.DetectRequest, context: Any
     ) -> labeling_pb2.DetectResponse:
-        check_detect(request, self._settings)
-        raise Unimplemented(f"{_SERVICE.full_name}.Detect (model serving)")
+        checked = check_detect(request, self._settings)
+        found = await self._models.detect(
+            request.image.data,
+            checked.class_names,
+            min_confidence=checked.min_confidence,
+            max_detections=checked.max_detections or DEFAULT_MAX_DETECTIONS,
+            deadline_s=_deadline(context),
+        )
+        return labeling_pb2.DetectResponse(
+            detections=[
+                labeling_pb2.Detection(
+                    bbox=box_message(box),
+                    class_name=checked.class_names[int(class_id)],
+                    confidence=float(score),
+                )
+                for box, class_id, score in zip(
+                    found.boxes, found.class_ids, found.scores, strict=True
+                )
+            ],
+            image_width=found.image_width,
+            image_height=found.image_height,
+            model=self._models.names.detector,
+        )
 
     async def Segment(
         self, request: labeling_pb2.SegmentRequest, context: Any
     ) -> labeling_pb2.SegmentResponse:
-        check_segment(request, self._settings)
-        raise Unimplemented(f"{_SERVICE.full_name}.Segment (model serving)")
+        checked = check_segment(request, self._settings)
+        found = await self._models.segment(
+            request.image.data, boxes_array(checked.boxes), deadline_s=_deadline(context)
+        )
+        return labeling_pb2.SegmentResponse(
+            masks=[
+                labeling_pb2.SegmentedObject(mask=mask_message(mask), predicted_iou=float(iou))
+                for mask, iou in zip(found.masks, found.predicted_iou, strict=True)
+            ],
+            model=self._models.names.segmenter,
+        )
 
     async def Embed(
         self, request: labeling_pb2.EmbedRequest, context: Any
     ) -> labeling_pb2.EmbedResponse:
-        check_embed(request, self._settings)
-        raise Unimplemented(f"{_SERVICE.full_name}.Embed (model serving)")
+        checked = check_embed(request, self._settings)
+        masks = None
+        if request.masks:
+            height, width = checked.image.height, checked.image.width
+            masks = np.stack(
+                [
+                    mask_array(m, height=height, width=width, field=f"masks[{i}]")
+                    for i, m in enumerate(request.masks)
+                ]
+            )
+        embeddings = await self._models.embed(
+            request.image.data,
+            boxes_array(checked.boxes),
+            masks,
+            deadline_s=_deadline(context),
+        )
+        return labeling_pb2.EmbedResponse(
+            embeddings=[common_pb2.Embedding(values=row.tolist()) for row in embeddings],
+            dimension=int(embeddings.shape[1]),
+            model=self._models.names.embedder,
+        )
 
     async def GetMeshStatus(
         self, request: labeling_pb2.GetMeshStatusRequest, context: Any

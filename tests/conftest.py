@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from real_parts import Mesh
 
 from agentic_labeling.local_mesh import start_server_process, unused_port
+from agentic_labeling.models.tiny import make_tiny_models
+from agentic_labeling.triton_server import (
+    TritonHandle,
+    TritonLaunch,
+    default_model_repository,
+    start_triton,
+)
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +40,33 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     assert statuses == {"orchestrator": 0, "registry": 0}, {
         p.name: p.log.read_text() for p in (orchestrator, registry)
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny random-weight Florence-2, SAM2 and DINOv2 (plumbing only, never label quality)."""
+    directory = tmp_path_factory.mktemp("tiny-models")
+    make_tiny_models(directory, seed=0)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def served_triton(
+    tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TritonHandle]:
+    """The real tritonserver serving the repository's model_repository/ with the tiny models."""
+    log = tmp_path_factory.mktemp("triton") / "tritonserver.log"
+    handle = start_triton(
+        TritonLaunch(
+            model_repository=default_model_repository(),
+            grpc_port=0,
+            http_port=0,
+            metrics_port=0,
+            models_dir=tiny_models_dir,
+            log_file=log,
+            device="cpu",
+            ready_timeout_s=120,
+        )
+    )
+    yield handle
+    handle.stop()

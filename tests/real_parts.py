@@ -14,7 +14,6 @@ from agentic_labeling.local_mesh import ManagedProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GRPCURL = Path(sys.executable).parent / "grpcurl"
-TRITONSERVER = REPO_ROOT / ".triton" / "pytriton" / "tritonserver" / "bin" / "tritonserver"
 
 
 @dataclass

@@ -1,13 +1,13 @@
-"""Starts and stops the mesh's processes on this machine: `alabel serve ...` and tritonserver.
+"""Starts and stops the mesh's server processes on this machine (`alabel serve ...`).
 
-Used by `make demo`, by the tests (real servers on loopback) and, later, by `alabel up`.
+Used by `make demo`, by the tests (real servers on loopback) and, later, by `alabel up`;
+tritonserver is started by agentic_labeling.triton_server.
 Each start waits until the process serves, and reports a process that died during start-up
 with its log, instead of hanging.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -21,12 +21,7 @@ from pathlib import Path
 from agentic_labeling.errors import Unavailable
 from agentic_labeling.settings import ENV_PREFIX
 
-__all__ = [
-    "ManagedProcess",
-    "start_server_process",
-    "start_tritonserver",
-    "unused_port",
-]
+__all__ = ["ManagedProcess", "start_server_process", "unused_port"]
 
 START_TIMEOUT_S = 30.0
 _POLL_S = 0.05
@@ -127,45 +122,4 @@ def start_server_process(
     managed = ManagedProcess(kind, process, host, 0, log)
     _wait_until(port_file.exists, managed, timeout_s)
     managed.port = int(port_file.read_text())
-    return managed
-
-
-def _accepts_connections(host: str, port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
-        return True
-    return False
-
-
-def start_tritonserver(
-    binary: Path,
-    model_repository: Path,
-    workdir: Path,
-    *,
-    host: str = "127.0.0.1",
-    timeout_s: float = START_TIMEOUT_S,
-) -> ManagedProcess:
-    """Start the real tritonserver on free loopback ports; return once its gRPC port answers.
-
-    The returned address is Triton's gRPC endpoint. Loading Python-backend models needs more
-    (stub, library path, PATH; see DESIGN.md) and arrives with `alabel triton start`.
-    """
-    if not binary.exists():
-        raise Unavailable(f"tritonserver not found at {binary}; run `make setup`")
-    workdir.mkdir(parents=True, exist_ok=True)
-    grpc_port, http_port = unused_port(host), unused_port(host)
-    log = workdir / "tritonserver.log"
-    command = [
-        str(binary),
-        f"--model-repository={model_repository}",
-        f"--backend-directory={binary.parent.parent / 'backends'}",
-        f"--grpc-address={host}",
-        f"--grpc-port={grpc_port}",
-        f"--http-address={host}",
-        f"--http-port={http_port}",
-        "--allow-metrics=false",
-    ]
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
-    managed = ManagedProcess("tritonserver", process, host, grpc_port, log)
-    _wait_until(lambda: _accepts_connections(host, grpc_port), managed, timeout_s)
     return managed

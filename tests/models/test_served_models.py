@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +23,7 @@ from agentic_labeling.images import decode_image
 from agentic_labeling.models.dinov2 import Dinov2Embedder
 from agentic_labeling.models.florence2 import DetectionSettings, Florence2Detector
 from agentic_labeling.models.sam2 import Sam2Segmenter
-from agentic_labeling.models.tiny import make_tiny_models
-from agentic_labeling.triton_server import (
-    TritonHandle,
-    TritonLaunch,
-    default_model_repository,
-    query_status,
-    start_triton,
-)
+from agentic_labeling.triton_server import TritonHandle, query_status
 
 pytestmark = pytest.mark.slow
 MAX_DETECTIONS = 4  # the random tiny detector writes boxes until its budget runs out
@@ -63,35 +56,9 @@ def _pixels(data: bytes) -> npt.NDArray[np.uint8]:
     return decode_image(data, max_pixels=10**8).pixels
 
 
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("tiny-models")
-    make_tiny_models(directory, seed=0)
-    return directory
-
-
-@pytest.fixture(scope="module")
-def triton(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonHandle]:
-    log = tmp_path_factory.mktemp("triton") / "tritonserver.log"
-    handle = start_triton(
-        TritonLaunch(
-            model_repository=default_model_repository(),
-            grpc_port=0,
-            http_port=0,
-            metrics_port=0,
-            models_dir=tiny_models,
-            log_file=log,
-            device="cpu",
-            ready_timeout_s=120,
-        )
-    )
-    yield handle
-    handle.stop()
-
-
 @pytest.fixture
-async def models(triton: TritonHandle) -> AsyncIterator[TritonModels]:
-    async with TritonModels(triton.address, deadline_s=60) as client:
+async def models(served_triton: TritonHandle) -> AsyncIterator[TritonModels]:
+    async with TritonModels(served_triton.address, deadline_s=60) as client:
         yield client
 
 
@@ -101,9 +68,9 @@ def _counts(triton: TritonHandle, model: str) -> tuple[int, int]:
 
 
 async def test_served_detection_equals_in_process_detection(
-    models: TritonModels, tiny_models: Path
+    models: TritonModels, tiny_models_dir: Path
 ) -> None:
-    detector = Florence2Detector.load(tiny_models / "florence2")
+    detector = Florence2Detector.load(tiny_models_dir / "florence2")
     settings = DetectionSettings(max_detections=MAX_DETECTIONS)
     expected = detector.detect([_pixels(i) for i in IMAGES], CLASSES, [settings] * len(IMAGES))
     served = await asyncio.gather(
@@ -121,8 +88,10 @@ async def test_served_detection_equals_in_process_detection(
         assert (remote.image_width, remote.image_height) == (pixels.shape[1], pixels.shape[0])
 
 
-async def test_served_masks_equal_in_process_masks(models: TritonModels, tiny_models: Path) -> None:
-    segmenter = Sam2Segmenter.load(tiny_models / "sam2")
+async def test_served_masks_equal_in_process_masks(
+    models: TritonModels, tiny_models_dir: Path
+) -> None:
+    segmenter = Sam2Segmenter.load(tiny_models_dir / "sam2")
     expected = segmenter.segment([_pixels(i) for i in IMAGES], BOXES)
     served = await asyncio.gather(
         *(models.segment(image, boxes) for image, boxes in zip(IMAGES, BOXES, strict=True))
@@ -137,9 +106,9 @@ async def test_served_masks_equal_in_process_masks(models: TritonModels, tiny_mo
 
 
 async def test_served_embeddings_equal_in_process_embeddings(
-    models: TritonModels, tiny_models: Path
+    models: TritonModels, tiny_models_dir: Path
 ) -> None:
-    embedder = Dinov2Embedder.load(tiny_models / "dinov2")
+    embedder = Dinov2Embedder.load(tiny_models_dir / "dinov2")
     masks = [np.zeros((2, 120, 160), bool), None, None]
     masks[0][:, 20:60, 20:60] = True  # type: ignore[index]
     expected = embedder.embed([_pixels(i) for i in IMAGES], BOXES, masks)
@@ -159,9 +128,9 @@ async def test_served_embeddings_equal_in_process_embeddings(
 
 @pytest.mark.parametrize("model", ["florence2", "sam2", "dinov2"])
 async def test_concurrent_requests_are_batched_by_triton(
-    models: TritonModels, triton: TritonHandle, model: str
+    models: TritonModels, served_triton: TritonHandle, model: str
 ) -> None:
-    before = _counts(triton, model)
+    before = _counts(served_triton, model)
     image, names, boxes = IMAGES[0], CLASSES[0], BOXES[0]
     calls = {
         "florence2": lambda: models.detect(image, names, max_detections=MAX_DETECTIONS),
@@ -169,7 +138,9 @@ async def test_concurrent_requests_are_batched_by_triton(
         "dinov2": lambda: models.embed(image, boxes),
     }[model]
     await asyncio.gather(*(calls() for _ in range(16)))
-    inferences, executions = (a - b for a, b in zip(_counts(triton, model), before, strict=True))
+    inferences, executions = (
+        a - b for a, b in zip(_counts(served_triton, model), before, strict=True)
+    )
     assert inferences == 16
     average_batch = inferences / executions
     print(f"{model}: 16 concurrent requests in {executions} executions, batch {average_batch:.2f}")

@@ -41,6 +41,7 @@ PRECISE_CODES = {
     grpc.StatusCode.INVALID_ARGUMENT,
     grpc.StatusCode.FAILED_PRECONDITION,
     grpc.StatusCode.UNIMPLEMENTED,
+    grpc.StatusCode.UNAVAILABLE,  # Triton is down in this fixture
 }
 
 
@@ -237,11 +238,14 @@ def test_server_side_image_uri_is_a_failed_precondition(
     assert _error_info(caught.value).reason == "IMAGE_URI_NOT_ENABLED"
 
 
-def test_valid_detect_is_honestly_unimplemented(orchestrator_channel: grpc.Channel) -> None:
+def test_valid_detect_with_triton_down_is_unavailable_naming_the_model(
+    orchestrator_channel: grpc.Channel,
+) -> None:
     stub = labeling_pb2_grpc.LabelingServiceStub(orchestrator_channel)
     with pytest.raises(grpc.RpcError) as caught:
         stub.Detect(_detect(), timeout=10)
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert _error_info(caught.value).metadata["model"] == "florence2"
 
 
 def test_mesh_status_reports_the_registry_up_and_triton_down(

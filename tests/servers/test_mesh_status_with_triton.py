@@ -6,9 +6,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from real_parts import TRITONSERVER
 
-from agentic_labeling.local_mesh import start_server_process, start_tritonserver
+from agentic_labeling.local_mesh import start_server_process
+from agentic_labeling.triton_server import TritonLaunch, start_triton
 from agentic_labeling.v1 import labeling_pb2, labeling_pb2_grpc
 
 
@@ -16,7 +16,15 @@ from agentic_labeling.v1 import labeling_pb2, labeling_pb2_grpc
 def test_mesh_status_reports_a_running_triton_with_its_version(tmp_path: Path) -> None:
     repository = tmp_path / "model_repository"
     repository.mkdir()
-    triton = start_tritonserver(TRITONSERVER, repository, tmp_path)
+    triton = start_triton(
+        TritonLaunch(
+            model_repository=repository,
+            grpc_port=0,
+            http_port=0,
+            metrics_port=0,
+            log_file=tmp_path / "triton.log",
+        )
+    )
     try:
         orchestrator = start_server_process(
             "orchestrator", tmp_path, ["--triton-url", triton.address]
