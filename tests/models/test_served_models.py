@@ -18,8 +18,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from agentic_labeling.clients.triton_models import TritonModels
-from agentic_labeling.errors import InvalidArgument
+from agentic_labeling.errors import DeadlineExceeded, InvalidArgument, Unavailable
 from agentic_labeling.images import decode_image
+from agentic_labeling.local_mesh import unused_port
 from agentic_labeling.models.dinov2 import Dinov2Embedder
 from agentic_labeling.models.florence2 import DetectionSettings, Florence2Detector
 from agentic_labeling.models.sam2 import Sam2Segmenter
@@ -184,3 +185,17 @@ async def test_detect_without_class_names_is_refused_by_the_served_model(
 ) -> None:
     with pytest.raises(InvalidArgument):
         await models.detect(IMAGES[0], [], max_detections=MAX_DETECTIONS)
+
+
+async def test_a_deadline_too_short_for_the_model_is_deadline_exceeded(
+    models: TritonModels,
+) -> None:
+    with pytest.raises(DeadlineExceeded) as caught:
+        await models.detect(IMAGES[2], CLASSES[2], max_detections=50, deadline_s=0.001)
+    assert caught.value.metadata["model"] == "florence2"
+
+
+async def test_an_unreachable_triton_is_unavailable() -> None:
+    async with TritonModels(f"127.0.0.1:{unused_port()}", deadline_s=5) as client:
+        with pytest.raises(Unavailable):
+            await client.embed(IMAGES[0], BOXES[0])
