@@ -59,6 +59,14 @@ class Settings:
     models_dir: Path | None = field(
         default=None, metadata={"help": "directory with model weights in transformers format"}
     )
+    embedding_dimension: int = field(
+        default=768,
+        metadata={"help": "length of object embeddings (768 for DINOv2 base; the model's)"},
+    )
+    duplicate_iou_threshold: float = field(
+        default=0.9,
+        metadata={"help": "IoU above which a new object merges into one of its frame and class"},
+    )
     # Limits, explicit so a bad client cannot exhaust a server.
     max_message_bytes: int = field(
         default=64 * MiB, metadata={"help": "largest gRPC message sent or received"}
@@ -95,9 +103,16 @@ def _check_settings(s: Settings) -> None:
         port = getattr(s, name)
         if not 0 <= port <= 65535:
             problems.append((name, f"must be between 0 and 65535, got {port}"))
-    for name in ("max_message_bytes", "max_image_pixels", "max_batch_objects"):
+    for name in (
+        "max_message_bytes",
+        "max_image_pixels",
+        "max_batch_objects",
+        "embedding_dimension",
+    ):
         if getattr(s, name) <= 0:
             problems.append((name, "must be positive"))
+    if not 0.0 < s.duplicate_iou_threshold <= 1.0:
+        problems.append(("duplicate_iou_threshold", "must be in (0, 1]"))
     if s.max_concurrent_rpcs <= 0:
         problems.append(("max_concurrent_rpcs", "must be positive"))
     if s.shutdown_grace_s < 0:

@@ -1,0 +1,380 @@
+"""The registry: Postgres (the source of truth), Qdrant (embeddings) and mask files, kept in
+agreement.
+
+Write order, and why nothing is lost or left disagreeing:
+
+1. Mask files are written first (atomically, under the new objects' ids). A crash after this
+   leaves files no row points to; reconcile removes them. A committed row therefore always
+   has its mask file.
+2. One Postgres transaction writes the objects and, for every embedding, a vector_outbox row.
+3. After commit the outbox is applied to the vector store (idempotent upserts and deletes by
+   object id) and flushed. A crash before that leaves outbox rows, applied at the next start.
+4. Files written for requests that were merged into existing objects, or for a replayed
+   request (its stored objects are the original ones), are removed again.
+
+`reconcile` repairs everything against Postgres: pending outbox, vectors missing or extra,
+mask files missing (has_mask is cleared) or extra.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+from uuid import UUID
+
+import numpy as np
+import numpy.typing as npt
+
+from agentic_labeling.errors import InvalidArgument
+from agentic_labeling.filtering import Comparison, Expr, parse_filter
+from agentic_labeling.registry.database import Database, open_database
+from agentic_labeling.registry.edge_vectors import EdgeVectorStore
+from agentic_labeling.registry.masks import MaskStore
+from agentic_labeling.registry.qdrant_server_vectors import QdrantServerVectorStore
+from agentic_labeling.registry.queryable_fields import OBJECT_FILTER
+from agentic_labeling.registry.records import (
+    BatchCreateResult,
+    DeletedObject,
+    NewObject,
+    ObjectRecord,
+)
+from agentic_labeling.registry.repository import Repository
+from agentic_labeling.registry.resource_names import parse_name
+from agentic_labeling.registry.vector_filters import map_comparisons
+from agentic_labeling.registry.vector_store import ObjectPayload, VectorPoint, VectorStore
+from agentic_labeling.settings import Settings
+
+__all__ = ["ReconcileReport", "Registry", "SimilarObject", "object_payload"]
+
+logger = logging.getLogger(__name__)
+
+_OUTBOX_CHUNK = 500
+_SCAN_CHUNK = 1000
+# Build the HNSW graph at start-up and after reconcile once this many points are outside it;
+# never on the request path (qdrant-edge's optimize() holds the GIL for its whole duration).
+_OPTIMIZE_MIN_UNINDEXED = 10_000
+
+
+@dataclass(frozen=True)
+class SimilarObject:
+    object: ObjectRecord
+    score: float
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    outbox_applied: int = 0
+    vectors_restored: int = 0
+    vectors_removed: int = 0
+    masks_missing: int = 0
+    masks_removed: int = 0
+
+
+def object_payload(record: ObjectRecord) -> ObjectPayload:
+    """What filtered search needs about an object, in the ids the payload holds."""
+    return ObjectPayload(
+        category=str(record.category_id),
+        source=str(record.source_id),
+        frame_index=record.frame_index,
+        confidence=record.confidence,
+        area=record.area,
+        is_validated=record.is_validated,
+        detection_model=record.detection_model,
+        create_time=record.create_time,
+        update_time=record.update_time,
+        quality_score=record.quality_score,
+        validated_by=record.validated_by,
+        track=None if record.track_id is None else str(record.track_id),
+    )
+
+
+class Registry:
+    """The three stores behind RegistryService. Open with `await Registry.open(settings)`."""
+
+    def __init__(
+        self, database: Database, vectors: VectorStore, masks: MaskStore, settings: Settings
+    ) -> None:
+        self.database = database
+        self.vectors = vectors
+        self.masks = masks
+        self.repository = Repository(
+            database,
+            embedding_dim=settings.embedding_dimension,
+            duplicate_iou_threshold=settings.duplicate_iou_threshold,
+            max_batch_objects=settings.max_batch_objects,
+        )
+        # The outbox is applied by one task at a time: ops of one object must stay in order.
+        self._outbox_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Registry:
+        """Start or connect to the stores, apply pending outbox entries, build the index."""
+        database = await open_database(settings.postgres_dsn, settings.data_dir)
+        vectors: VectorStore
+        try:
+            if settings.qdrant_url:
+                vectors = await QdrantServerVectorStore.connect(
+                    settings.qdrant_url, dimension=settings.embedding_dimension
+                )
+            else:
+                vectors = await EdgeVectorStore.open(
+                    settings.data_dir / "qdrant", dimension=settings.embedding_dimension
+                )
+        except BaseException:
+            await database.close()
+            raise
+        registry = cls(database, vectors, MaskStore(settings.data_dir), settings)
+        applied = await registry.apply_outbox()
+        if applied:
+            logger.info("applied outbox entries left by an earlier run", extra={"count": applied})
+        await registry._optimize_if_needed()
+        return registry
+
+    async def close(self) -> None:
+        await self.vectors.close()
+        await self.database.close()
+
+    # --- writes -------------------------------------------------------------------------------
+
+    async def batch_create(
+        self,
+        request_id: UUID,
+        objects: Sequence[NewObject],
+        masks: Sequence[npt.NDArray[np.bool_] | None],
+        *,
+        create_missing_categories: bool = False,
+        duplicate_iou_threshold: float | None = None,
+    ) -> BatchCreateResult:
+        """All or nothing; `masks[i]` (bool, the source's size) belongs to `objects[i]`."""
+        if len(masks) != len(objects):
+            raise ValueError("one mask entry per object is required")
+        # Ids derived from the request: a retry writes the same mask files under the same ids
+        # and sends the repository the same batch, which it then recognises as a replay.
+        with_ids = [
+            o if o.object_id is not None else replace(o, object_id=_object_id(request_id, i))
+            for i, o in enumerate(objects)
+        ]
+        areas = [None if m is None else float(m.sum()) for m in masks]
+        written: list[UUID] = []
+        try:
+            for new, mask in zip(with_ids, masks, strict=True):
+                if mask is not None:
+                    assert new.object_id is not None
+                    await asyncio.to_thread(self.masks.write, new.object_id, mask)
+                    written.append(new.object_id)
+            result = await self.repository.objects.batch_create(
+                request_id,
+                [
+                    o if a is None else replace(o, mask_area=a)
+                    for o, a in zip(with_ids, areas, strict=False)
+                ],
+                create_missing_categories=create_missing_categories,
+                duplicate_iou_threshold=duplicate_iou_threshold,
+            )
+        except BaseException:
+            # Nothing was committed. (A file that a concurrent retry of the same request has
+            # committed meanwhile is restored by reconcile, which clears has_mask otherwise.)
+            await self._remove_masks(written)
+            raise
+        # Requests merged into existing objects keep no file of their own.
+        kept = {o.id for o in result.objects}
+        await self._remove_masks([i for i in written if i not in kept])
+        if result.embedded_object_ids:
+            await self.apply_outbox()
+        return result
+
+    async def delete_object(self, object_id: UUID) -> DeletedObject:
+        deleted = await self.repository.objects.delete(object_id)
+        await self._after_deletes([deleted])
+        return deleted
+
+    async def delete_source(self, source_id: UUID) -> None:
+        await self._after_deletes(await self.repository.sources.delete(source_id))
+
+    async def delete_category(self, category_id: UUID, *, force: bool) -> None:
+        await self._after_deletes(await self.repository.categories.delete(category_id, force=force))
+
+    async def _after_deletes(self, deleted: Sequence[DeletedObject]) -> None:
+        await self._remove_masks([d.id for d in deleted if d.had_mask])
+        if any(d.had_embedding for d in deleted):
+            await self.apply_outbox()
+
+    async def _remove_masks(self, object_ids: Sequence[UUID]) -> None:
+        for object_id in object_ids:
+            await asyncio.to_thread(self.masks.delete, object_id)
+
+    async def apply_outbox(self) -> int:
+        """Apply pending vector upserts and deletes to the vector store; the count applied."""
+        applied = 0
+        async with self._outbox_lock:
+            while ops := await self.repository.outbox.pending(limit=_OUTBOX_CHUNK):
+                points = [
+                    VectorPoint(op.object_id, list(op.embedding), object_payload(op.object))
+                    for op in ops
+                    if op.op == "upsert" and op.object is not None and op.embedding is not None
+                ]
+                gone = [op.object_id for op in ops if op.op == "delete"]
+                if points:
+                    await self.vectors.upsert(points)
+                if gone:
+                    await self.vectors.delete(gone)
+                await self.vectors.flush()
+                await self.repository.outbox.mark_applied(
+                    [outbox_id for op in ops for outbox_id in op.outbox_ids]
+                )
+                applied += len(ops)
+        return applied
+
+    # --- search -------------------------------------------------------------------------------
+
+    async def search_similar(
+        self,
+        *,
+        object_id: UUID | None = None,
+        vector: Sequence[float] | None = None,
+        filter_text: str = "",
+        top_k: int = 10,
+        hnsw_ef: int | None = None,
+        exact: bool = False,
+    ) -> list[SimilarObject]:
+        """Objects most similar to an object's embedding or to a vector, within a filter."""
+        query: Sequence[float]
+        if object_id is not None:
+            embeddings = await self.repository.scans.embeddings_for([object_id])
+            if object_id not in embeddings:
+                await self.repository.objects.get(object_id)  # NotFound when there is none
+                raise InvalidArgument("the object has no embedding to search with", field="object")
+            query = embeddings[object_id]
+        elif vector is not None:
+            query = vector
+        else:
+            raise InvalidArgument("set object or vector", field="query")
+        expr = await self._payload_filter(parse_filter(filter_text, OBJECT_FILTER))
+        wanted = top_k + (1 if object_id is not None else 0)
+        hits = await self.vectors.search(
+            query, filter=expr, top_k=wanted, hnsw_ef=hnsw_ef, exact=exact
+        )
+        hits = [h for h in hits if h.id != object_id][:top_k]
+        records = await self.repository.objects.get_many([h.id for h in hits])
+        # A vector whose row is gone (before reconcile) is skipped, never shown.
+        return [SimilarObject(records[h.id], h.score) for h in hits if h.id in records]
+
+    async def _payload_filter(self, expr: Expr | None) -> Expr | None:
+        """Rewrite names in a filter to the ids the vector payload holds."""
+        if expr is None:
+            return None
+        names = {
+            str(c.value)
+            for c in _comparisons(expr)
+            if c.field == "category" and isinstance(c.value, str)
+        }
+        category_ids = await self.repository.categories.ids_for_names(sorted(names))
+
+        def to_ids(comparison: Comparison) -> Comparison:
+            if not isinstance(comparison.value, str):
+                return comparison
+            if comparison.field == "category":
+                found = category_ids.get(comparison.value)
+                return replace(comparison, value="" if found is None else str(found))
+            if comparison.field in ("source", "track"):
+                collection: Literal["sources", "tracks"] = (
+                    "sources" if comparison.field == "source" else "tracks"
+                )
+                return replace(
+                    comparison, value=str(parse_name(comparison.value, collection, field="filter"))
+                )
+            return comparison
+
+        return map_comparisons(expr, to_ids)
+
+    # --- repair -------------------------------------------------------------------------------
+
+    async def reconcile(self, *, dry_run: bool = False) -> ReconcileReport:
+        """Make Qdrant and the mask files match Postgres; say what was (or would be) fixed."""
+        if dry_run:
+            # Objects the pending outbox will write are not missing: the real run applies it.
+            outbox = await self.repository.outbox.pending_count()
+            queued = {op.object_id for op in await self.repository.outbox.pending(limit=outbox)}
+        else:
+            outbox, queued = await self.apply_outbox(), set()
+        restored = missing = 0
+        want_vector: set[UUID] = set()
+        after: UUID | None = None
+        while states := await self.repository.scans.scan_objects(after=after, limit=_SCAN_CHUNK):
+            after = states[-1].id
+            embedded = [s.id for s in states if s.has_embedding]
+            want_vector.update(embedded)
+            present = await self.vectors.retrieve(embedded)
+            lacking = [i for i in embedded if i not in present and i not in queued]
+            restored += len(lacking)
+            if lacking and not dry_run:
+                await self._restore_vectors(lacking)
+            without_file = [
+                s.id
+                for s in states
+                if s.has_mask and not await asyncio.to_thread(self.masks.exists, s.id)
+            ]
+            missing += len(without_file)
+            if without_file and not dry_run:
+                await self.repository.scans.clear_masks(without_file)
+        extra_vectors = [i async for i in self.vectors.ids() if i not in want_vector]
+        if extra_vectors and not dry_run:
+            await self.vectors.delete(extra_vectors)
+        file_ids = list(await asyncio.to_thread(lambda: list(self.masks.iter_ids())))
+        with_mask = await self._ids_with_mask(file_ids)
+        extra_files = [i for i in file_ids if i not in with_mask]
+        if not dry_run:
+            await self._remove_masks(extra_files)
+            await asyncio.to_thread(self.masks.remove_stale_temp_files)
+            await self.vectors.flush()
+            await self._optimize_if_needed()
+        return ReconcileReport(
+            outbox_applied=outbox,
+            vectors_restored=restored,
+            vectors_removed=len(extra_vectors),
+            masks_missing=missing,
+            masks_removed=len(extra_files),
+        )
+
+    async def _restore_vectors(self, object_ids: Sequence[UUID]) -> None:
+        embeddings = await self.repository.scans.embeddings_for(object_ids)
+        records = await self.repository.objects.get_many(object_ids)
+        await self.vectors.upsert(
+            [
+                VectorPoint(r.id, list(embeddings[r.id]), object_payload(r))
+                for r in records.values()
+                if r.id in embeddings
+            ]
+        )
+
+    async def _ids_with_mask(self, object_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these ids are objects whose row says they have a mask."""
+        found: set[UUID] = set()
+        for start in range(0, len(object_ids), _SCAN_CHUNK):
+            chunk = object_ids[start : start + _SCAN_CHUNK]
+            records = await self.repository.objects.get_many(chunk)
+            found.update(r.id for r in records.values() if r.has_mask)
+        return found
+
+    async def _optimize_if_needed(self) -> None:
+        if isinstance(self.vectors, EdgeVectorStore):
+            await self.vectors.optimize_if_needed(_OPTIMIZE_MIN_UNINDEXED)
+
+
+def _object_id(request_id: UUID, index: int) -> UUID:
+    return uuid.uuid5(request_id, f"object/{index}")
+
+
+def _comparisons(expr: Expr) -> list[Comparison]:
+    found: list[Comparison] = []
+
+    def collect(comparison: Comparison) -> Comparison:
+        found.append(comparison)
+        return comparison
+
+    map_comparisons(expr, collect)
+    return found
