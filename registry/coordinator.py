@@ -33,11 +33,12 @@ from agentic_labeling.errors import InvalidArgument
 from agentic_labeling.filtering import Comparison, Expr, parse_filter
 from agentic_labeling.registry.database import Database, open_database
 from agentic_labeling.registry.edge_vectors import EdgeVectorStore
-from agentic_labeling.registry.masks import MaskStore
+from agentic_labeling.registry.masks import MaskStore, decode_mask_png
 from agentic_labeling.registry.qdrant_server_vectors import QdrantServerVectorStore
 from agentic_labeling.registry.queryable_fields import OBJECT_FILTER
 from agentic_labeling.registry.records import (
     BatchCreateResult,
+    Correction,
     DeletedObject,
     NewObject,
     ObjectRecord,
@@ -186,6 +187,50 @@ class Registry:
         if result.embedded_object_ids:
             await self.apply_outbox()
         return result
+
+    async def validate(
+        self,
+        object_ids: Sequence[UUID],
+        corrections: Sequence[Correction],
+        masks: Sequence[npt.NDArray[np.bool_] | None],
+        *,
+        validated_by: str,
+        is_validated: bool,
+    ) -> tuple[ObjectRecord, ...]:
+        """Mark objects reviewed, applying corrections (`masks[i]` replaces the mask of
+        `corrections[i]`), all or nothing: replaced mask files are restored on failure."""
+        previous: dict[UUID, bytes | None] = {}
+        try:
+            for correction, mask in zip(corrections, masks, strict=True):
+                if mask is not None:
+                    object_id = correction.object_id
+                    if object_id not in previous:
+                        previous[object_id] = await asyncio.to_thread(self._png_or_none, object_id)
+                    await asyncio.to_thread(self.masks.write, object_id, mask)
+            records = await self.repository.objects.validate(
+                object_ids,
+                [
+                    c if m is None else replace(c, mask_area=float(m.sum()))
+                    for c, m in zip(corrections, masks, strict=True)
+                ],
+                validated_by=validated_by,
+                is_validated=is_validated,
+            )
+        except BaseException:
+            for object_id, png in previous.items():
+                await asyncio.to_thread(self._restore_png, object_id, png)
+            raise
+        await self.apply_outbox()  # validation changes the vectors' payload
+        return records
+
+    def _png_or_none(self, object_id: UUID) -> bytes | None:
+        return self.masks.read_png(object_id) if self.masks.exists(object_id) else None
+
+    def _restore_png(self, object_id: UUID, png: bytes | None) -> None:
+        if png is None:
+            self.masks.delete(object_id)
+        else:
+            self.masks.write(object_id, decode_mask_png(png))
 
     async def delete_object(self, object_id: UUID) -> DeletedObject:
         deleted = await self.repository.objects.delete(object_id)

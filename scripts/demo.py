@@ -1,19 +1,21 @@
 """`make demo`: start the mesh on loopback, call it the ways users will, stop it cleanly.
 
 What this shows today: tiny random-weight Florence-2, SAM2 and DINOv2 served by the real
-tritonserver from model_repository/ with dynamic batching, the registry and orchestrator
-servers with the whole agentic_labeling.v1 contract, Detect / Segment / Embed on one image,
-gRPC health, reflection for grpcurl, precise errors, and a clean stop on SIGTERM.
-The weights are random, so the boxes mean nothing. The registry's stores and AutoLabel are
-not built yet; those RPCs answer UNIMPLEMENTED.
+tritonserver from model_repository/ with dynamic batching; Detect / Segment / Embed on one
+image; its objects registered in the registry (embedded Postgres, qdrant-edge, mask files) and
+found again by filter and by similarity; gRPC health, reflection for grpcurl, precise errors,
+and a clean stop on SIGTERM. The weights are random, so the boxes mean nothing. AutoLabel
+(which will do detect-to-register in one stream), datasets and training are not built yet.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import subprocess
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 import grpc
@@ -24,6 +26,7 @@ from rich.table import Table
 from transformers.utils import logging as transformers_logging
 
 from agentic_labeling.local_mesh import ManagedProcess, start_server_process
+from agentic_labeling.models.dinov2 import Dinov2Embedder
 from agentic_labeling.models.tiny import make_tiny_models
 from agentic_labeling.servers.error_status import describe_rpc_error
 from agentic_labeling.triton_server import (
@@ -80,7 +83,7 @@ def demo_image() -> bytes:
     return buffer.getvalue()
 
 
-def show_models(orchestrator: ManagedProcess) -> None:
+def show_models(orchestrator: ManagedProcess, registry: ManagedProcess) -> None:
     console.rule("Detect, Segment, Embed on one image (random weights: the boxes mean nothing)")
     image = common_pb2.Image(data=demo_image())
     with grpc.insecure_channel(orchestrator.address) as channel:
@@ -104,21 +107,88 @@ def show_models(orchestrator: ManagedProcess) -> None:
     console.print(
         f"DINOv2 embeddings: {len(norms)} of dimension {embedded.dimension}, norms {norms}"
     )
+    register(registry, image.data, detected, masks, embedded)
+
+
+def register(
+    registry: ManagedProcess,
+    data: bytes,
+    detected: labeling_pb2.DetectResponse,
+    masks: labeling_pb2.SegmentResponse,
+    embedded: labeling_pb2.EmbedResponse,
+) -> None:
+    console.rule("Registered, then found again by filter and by similarity")
+    with grpc.insecure_channel(registry.address) as channel:
+        stub = registry_pb2_grpc.RegistryServiceStub(channel)
+        source = stub.CreateSource(
+            registry_pb2.CreateSourceRequest(
+                source=registry_pb2.Source(
+                    kind=common_pb2.SOURCE_KIND_IMAGE,
+                    width=detected.image_width,
+                    height=detected.image_height,
+                    display_name="demo.png",
+                    content_sha256=hashlib.sha256(data).hexdigest(),
+                ),
+                return_existing=True,
+            ),
+            timeout=30,
+        )
+        created = stub.BatchCreateObjects(
+            registry_pb2.BatchCreateObjectsRequest(
+                request_id=str(uuid.uuid5(uuid.NAMESPACE_URL, source.name)),
+                create_missing_categories=True,
+                requests=[
+                    registry_pb2.CreateObjectRequest(
+                        object=registry_pb2.LabeledObject(
+                            source=source.name,
+                            category_name=d.class_name,
+                            bbox=d.bbox,
+                            confidence=d.confidence,
+                            detection_model=detected.model,
+                            quality_score=m.predicted_iou,
+                        ),
+                        mask=m.mask,
+                        embedding=e,
+                    )
+                    for d, m, e in zip(
+                        detected.detections, masks.masks, embedded.embeddings, strict=True
+                    )
+                ],
+            ),
+            timeout=30,
+        )
+        console.print(
+            f"BatchCreateObjects: {len(created.objects)} objects, "
+            f"{len(created.merged)} merged as duplicates (IoU > 0.9)"
+        )
+        listed = stub.ListObjects(
+            registry_pb2.ListObjectsRequest(filter='category = "ball"', order_by="confidence desc"),
+            timeout=30,
+        )
+        console.print(f'ListObjects(category = "ball"): {listed.total_size} objects')
+        if created.objects:
+            query = created.objects[0]
+            found = stub.SearchSimilar(
+                registry_pb2.SearchSimilarRequest(object=query.name, top_k=5), timeout=30
+            )
+            for result in found.results:
+                console.print(f"  similar to {query.name}: {result.object.name} {result.score:.3f}")
+        stats = stub.GetStats(registry_pb2.GetStatsRequest(), timeout=30)
+        console.print(
+            "GetStats: " + ", ".join(f"{c.display_name}={c.count}" for c in stats.per_category)
+        )
 
 
 def show_precise_error(registry: ManagedProcess) -> None:
     console.rule("A bad request gets INVALID_ARGUMENT naming the field")
     with grpc.insecure_channel(registry.address) as channel:
         stub = registry_pb2_grpc.RegistryServiceStub(channel)
-        for request in (
-            registry_pb2.ListObjectsRequest(filter='categroy = "cat"'),
-            registry_pb2.ListObjectsRequest(filter='category = "cat" AND confidence >= 0.5'),
-        ):
-            try:
-                stub.ListObjects(request, timeout=10)
-            except grpc.RpcError as err:
-                console.print(f"ListObjects(filter={request.filter!r})")
-                console.print(f"  -> {describe_rpc_error(err)}", markup=False, highlight=False)
+        request = registry_pb2.ListObjectsRequest(filter='categroy = "cat"')
+        try:
+            stub.ListObjects(request, timeout=10)
+        except grpc.RpcError as err:
+            console.print(f"ListObjects(filter={request.filter!r})")
+            console.print(f"  -> {describe_rpc_error(err)}", markup=False, highlight=False)
 
 
 def main() -> int:
@@ -127,7 +197,7 @@ def main() -> int:
         "Florence-2, SAM2 and DINOv2 run on the real tritonserver with TINY RANDOM WEIGHTS: "
         "the plumbing is real, the labels are meaningless. For real weights, put checkpoints in "
         "transformers format under DIR/florence2, DIR/sam2 and DIR/dinov2 and start Triton with "
-        "`alabel --models-dir DIR triton start`. The registry's stores and AutoLabel are not "
+        "`alabel --models-dir DIR triton start`. AutoLabel, datasets and training are not "
         "built yet: their RPCs answer UNIMPLEMENTED."
     )
     with tempfile.TemporaryDirectory(prefix="alabel-demo-") as tmp:
@@ -151,7 +221,11 @@ def main() -> int:
             )
             console.print(f"started tritonserver at {triton.address}")
             common = ["--data-dir", str(workdir / "data"), "--log-format", "text"]
-            registry = start_server_process("registry", workdir, common)
+            # The registry stores embeddings of the served DINOv2's dimension (32 for tiny).
+            dimension = Dinov2Embedder.load(workdir / "models" / "dinov2").dimension
+            registry = start_server_process(
+                "registry", workdir, [*common, "--embedding-dimension", str(dimension)]
+            )
             started.append(registry)
             orchestrator = start_server_process(
                 "orchestrator",
@@ -161,7 +235,7 @@ def main() -> int:
             started.append(orchestrator)
             for process in started:
                 console.print(f"started {process.name:<12} at {process.address}")
-            show_models(orchestrator)
+            show_models(orchestrator, registry)
 
             console.rule("Reflection: grpcurl lists and describes without .proto files")
             console.print(grpcurl(registry.address, "list"))

@@ -309,12 +309,19 @@ def run_server(
     *,
     name: str,
     port: int,
-    services_factory: Callable[[], Sequence[ServiceRegistration]],
+    services_factory: Callable[
+        [],
+        Sequence[ServiceRegistration]
+        | contextlib.AbstractAsyncContextManager[Sequence[ServiceRegistration]],
+    ],
     port_file: Path | None = None,
 ) -> None:
     """Blocking entry point for a server command: log setup, start, serve until signalled.
 
-    `services_factory` runs inside the event loop, because grpc.aio servicers may need it.
+    `services_factory` runs inside the event loop, because grpc.aio servicers may need it. It
+    returns the services, or an async context manager that yields them: one whose services
+    hold resources (the registry's stores) opens them before the server starts and closes
+    them after it has stopped, in-flight RPCs included.
     """
     configure_logging(settings.log_level, settings.log_format)
 
@@ -322,9 +329,16 @@ def run_server(
         # Signals are caught before the server starts: one that lands during start-up (a
         # supervisor giving up early) still stops the server cleanly instead of killing it.
         with _collect_stop_signals() as received:
-            running = await start_server(
-                settings, name=name, port=port, services=services_factory(), port_file=port_file
+            made = services_factory()
+            lifespan = (
+                made
+                if isinstance(made, contextlib.AbstractAsyncContextManager)
+                else contextlib.nullcontext(made)
             )
-            await _serve(running, settings.shutdown_grace_s, received)
+            async with lifespan as services:
+                running = await start_server(
+                    settings, name=name, port=port, services=services, port_file=port_file
+                )
+                await _serve(running, settings.shutdown_grace_s, received)
 
     asyncio.run(main())

@@ -1,17 +1,21 @@
 """The registry server process: RegistryService, DatasetService, TrainingService and
 google.longrunning.Operations (for their slow methods), with health and reflection.
 
-`alabel serve registry` calls `run`.
+The stores open before the server listens (embedded Postgres and Qdrant start, migrations
+and any outbox left by a crash are applied) and close after it has stopped, so no RPC ever
+meets a closed store. `alabel serve registry` calls `run`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from google.longrunning import operations_pb2_grpc
 
+from agentic_labeling.registry.coordinator import Registry
 from agentic_labeling.servers.bootstrap import ServiceRegistration, run_server
 from agentic_labeling.servers.registry_service import (
     DatasetServicer,
@@ -22,15 +26,15 @@ from agentic_labeling.servers.registry_service import (
 from agentic_labeling.settings import Settings
 from agentic_labeling.v1 import dataset_pb2_grpc, registry_pb2_grpc, training_pb2_grpc
 
-__all__ = ["run", "services"]
+__all__ = ["open_services", "run", "services"]
 
 
-def services(settings: Settings) -> Sequence[ServiceRegistration]:
+def services(registry: Registry) -> Sequence[ServiceRegistration]:
     return [
         ServiceRegistration(
             "agentic_labeling.v1.RegistryService",
             functools.partial(
-                registry_pb2_grpc.add_RegistryServiceServicer_to_server, RegistryServicer()
+                registry_pb2_grpc.add_RegistryServiceServicer_to_server, RegistryServicer(registry)
             ),
         ),
         ServiceRegistration(
@@ -54,12 +58,22 @@ def services(settings: Settings) -> Sequence[ServiceRegistration]:
     ]
 
 
+@contextlib.asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Sequence[ServiceRegistration]]:
+    """The services on opened stores, which are closed again on exit."""
+    registry = await Registry.open(settings)
+    try:
+        yield services(registry)
+    finally:
+        await registry.close()
+
+
 def run(settings: Settings, *, port_file: Path | None = None) -> None:
     """Serve the registry on settings.host:settings.registry_port until SIGTERM or SIGINT."""
     run_server(
         settings,
         name="registry",
         port=settings.registry_port,
-        services_factory=functools.partial(services, settings),
+        services_factory=functools.partial(open_services, settings),
         port_file=port_file,
     )

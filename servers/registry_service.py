@@ -1,20 +1,28 @@
-"""RegistryService, DatasetService, TrainingService and google.longrunning.Operations.
+"""RegistryService on the registry's stores; DatasetService, TrainingService and
+google.longrunning.Operations declared, not built yet (UNIMPLEMENTED).
 
-Built so far: the request checks of the List methods (page_size, filter, order_by), which
-answer a bad field with INVALID_ARGUMENT naming it. The stores behind them (Postgres, Qdrant,
-mask files) are not built yet: every method answers UNIMPLEMENTED after its checks.
+Each handler converts the request (servers/registry_conversions.py), calls one registry
+operation, and converts the result. Errors are domain errors raised below and mapped to
+status codes in one place (servers/error_status.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
+import numpy as np
+import numpy.typing as npt
 from google.longrunning import operations_pb2, operations_pb2_grpc
+from google.protobuf import empty_pb2
 
-from agentic_labeling.errors import Unimplemented
-from agentic_labeling.filtering import FilterSchema, parse_filter
-from agentic_labeling.listing import effective_page_size, parse_order_by
-from agentic_labeling.registry import queryable_fields as fields
+from agentic_labeling.errors import NotFound
+from agentic_labeling.registry.coordinator import Registry
+from agentic_labeling.registry.records import Correction
+from agentic_labeling.registry.resource_names import format_name, not_found
+from agentic_labeling.servers import registry_conversions as wire
 from agentic_labeling.servers.unbuilt import answer_unbuilt_methods
 from agentic_labeling.v1 import (
     dataset_pb2,
@@ -27,40 +35,281 @@ from agentic_labeling.v1 import (
 
 __all__ = ["DatasetServicer", "OperationsServicer", "RegistryServicer", "TrainingServicer"]
 
-_REGISTRY = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"]
+Empty = empty_pb2.Empty
 
 
-def _check_list(request: Any, schema: FilterSchema, orderable: frozenset[str]) -> None:
-    effective_page_size(request.page_size)
-    parse_filter(request.filter, schema)
-    parse_order_by(request.order_by, orderable)
-
-
-@answer_unbuilt_methods(_REGISTRY)
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
-    async def ListObjects(
-        self, request: registry_pb2.ListObjectsRequest, context: Any
-    ) -> registry_pb2.ListObjectsResponse:
-        _check_list(request, fields.OBJECT_FILTER, fields.OBJECT_ORDER)
-        raise Unimplemented(f"{_REGISTRY.full_name}.ListObjects (object store)")
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        self._repo = registry.repository
+
+    # --- sources and frames -------------------------------------------------------------------
+
+    async def CreateSource(
+        self, request: registry_pb2.CreateSourceRequest, context: Any
+    ) -> registry_pb2.Source:
+        new, source_id = wire.new_source(request)
+        created = await self._repo.sources.create(
+            new, source_id=source_id, return_existing=request.return_existing
+        )
+        return wire.source_message(created)
+
+    async def GetSource(
+        self, request: registry_pb2.GetSourceRequest, context: Any
+    ) -> registry_pb2.Source:
+        source_id = wire.uuid_from_name(request.name, "sources", "name")
+        return wire.source_message(await self._repo.sources.get(source_id))
 
     async def ListSources(
         self, request: registry_pb2.ListSourcesRequest, context: Any
     ) -> registry_pb2.ListSourcesResponse:
-        _check_list(request, fields.SOURCE_FILTER, fields.SOURCE_ORDER)
-        raise Unimplemented(f"{_REGISTRY.full_name}.ListSources (source store)")
+        page = await self._repo.sources.list(
+            filter=request.filter,
+            order_by=request.order_by,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return wire.list_sources_response(page)
+
+    async def DeleteSource(self, request: registry_pb2.DeleteSourceRequest, context: Any) -> Empty:
+        await self._registry.delete_source(wire.uuid_from_name(request.name, "sources", "name"))
+        return Empty()
+
+    async def CreateFrame(
+        self, request: registry_pb2.CreateFrameRequest, context: Any
+    ) -> registry_pb2.Frame:
+        source_id, new = wire.new_frame(request)
+        return wire.frame_message(await self._repo.sources.create_frame(source_id, new))
+
+    async def ListFrames(
+        self, request: registry_pb2.ListFramesRequest, context: Any
+    ) -> registry_pb2.ListFramesResponse:
+        source_id = wire.uuid_from_name(request.parent, "sources", "parent")
+        page = await self._repo.sources.list_frames(
+            source_id, page_size=request.page_size, page_token=request.page_token
+        )
+        return wire.list_frames_response(page)
+
+    # --- categories ---------------------------------------------------------------------------
+
+    async def CreateCategory(
+        self, request: registry_pb2.CreateCategoryRequest, context: Any
+    ) -> registry_pb2.Category:
+        return wire.category_message(await self._repo.categories.create(wire.new_category(request)))
+
+    async def GetCategory(
+        self, request: registry_pb2.GetCategoryRequest, context: Any
+    ) -> registry_pb2.Category:
+        category_id = wire.uuid_from_name(request.name, "categories", "name")
+        return wire.category_message(await self._repo.categories.get(category_id))
 
     async def ListCategories(
         self, request: registry_pb2.ListCategoriesRequest, context: Any
     ) -> registry_pb2.ListCategoriesResponse:
-        _check_list(request, fields.CATEGORY_FILTER, fields.CATEGORY_ORDER)
-        raise Unimplemented(f"{_REGISTRY.full_name}.ListCategories (category store)")
+        page = await self._repo.categories.list(
+            filter=request.filter,
+            order_by=request.order_by,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return wire.list_categories_response(page)
+
+    async def UpdateCategory(
+        self, request: registry_pb2.UpdateCategoryRequest, context: Any
+    ) -> registry_pb2.Category:
+        update = wire.category_changes(request)
+        updated = await self._repo.categories.update(
+            update.category_id,
+            paths=update.paths,
+            display_name=update.display_name,
+            synonyms=update.synonyms,
+        )
+        return wire.category_message(updated)
+
+    async def DeleteCategory(
+        self, request: registry_pb2.DeleteCategoryRequest, context: Any
+    ) -> Empty:
+        category_id = wire.uuid_from_name(request.name, "categories", "name")
+        await self._registry.delete_category(category_id, force=request.force)
+        return Empty()
+
+    # --- objects ------------------------------------------------------------------------------
+
+    async def _source_sizes(self, source_ids: dict[UUID, str]) -> dict[UUID, tuple[int, int]]:
+        """(height, width) of each source; NotFound names the request field that named it."""
+        sizes: dict[UUID, tuple[int, int]] = {}
+        for source_id, field in source_ids.items():
+            try:
+                source = await self._repo.sources.get(source_id)
+            except NotFound:
+                raise not_found("source", format_name("sources", source_id), field) from None
+            sizes[source_id] = (source.height, source.width)
+        return sizes
+
+    async def BatchCreateObjects(
+        self, request: registry_pb2.BatchCreateObjectsRequest, context: Any
+    ) -> registry_pb2.BatchCreateObjectsResponse:
+        options = wire.batch_options(request)
+        pairs = wire.new_objects(request)
+        sizes = await self._source_sizes(
+            {
+                new.source_id: f"requests[{i}].object.source"
+                for i, (new, mask) in reversed(list(enumerate(pairs)))
+                if mask is not None
+            }
+        )
+        masks: list[npt.NDArray[np.bool_] | None] = []
+        for new, mask in pairs:
+            if mask is None:
+                masks.append(None)
+            else:
+                height, width = sizes[new.source_id]
+                masks.append(mask.array(height=height, width=width))
+        result = await self._registry.batch_create(
+            options.request_id,
+            [new for new, _ in pairs],
+            masks,
+            create_missing_categories=options.create_missing_categories,
+            duplicate_iou_threshold=options.duplicate_iou_threshold,
+        )
+        return wire.batch_create_response(result)
+
+    async def GetObject(
+        self, request: registry_pb2.GetObjectRequest, context: Any
+    ) -> registry_pb2.LabeledObject:
+        object_id = wire.uuid_from_name(request.name, "objects", "name")
+        return wire.object_message(await self._repo.objects.get(object_id))
+
+    async def ListObjects(
+        self, request: registry_pb2.ListObjectsRequest, context: Any
+    ) -> registry_pb2.ListObjectsResponse:
+        page = await self._repo.objects.list(
+            filter=request.filter,
+            order_by=request.order_by,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return wire.list_objects_response(page)
+
+    async def UpdateObject(
+        self, request: registry_pb2.UpdateObjectRequest, context: Any
+    ) -> registry_pb2.LabeledObject:
+        update = wire.object_changes(request)
+        updated = await self._repo.objects.update(update.object_id, update.changes, update.paths)
+        await self._registry.apply_outbox()  # the vector's payload follows the row
+        return wire.object_message(updated)
+
+    async def DeleteObject(self, request: registry_pb2.DeleteObjectRequest, context: Any) -> Empty:
+        await self._registry.delete_object(wire.uuid_from_name(request.name, "objects", "name"))
+        return Empty()
+
+    async def GetObjectMask(
+        self, request: registry_pb2.GetObjectMaskRequest, context: Any
+    ) -> registry_pb2.ObjectMask:
+        object_id = wire.uuid_from_name(request.name, "objects", "name")
+        record = await self._repo.objects.get(object_id)
+        if not record.has_mask:
+            raise not_found("mask", f"{request.name}/mask", "name")
+        source = await self._repo.sources.get(record.source_id)
+        png = await asyncio.to_thread(self._registry.masks.read_png, object_id)
+        return wire.object_mask_message(object_id, png, width=source.width, height=source.height)
+
+    async def ValidateObjects(
+        self, request: registry_pb2.ValidateObjectsRequest, context: Any
+    ) -> registry_pb2.ValidateObjectsResponse:
+        pairs = wire.corrections(request)
+        object_ids = wire.uuids_from_names(request.names, "objects", "names")
+        corrections, masks = await self._corrected_masks(pairs)
+        records = await self._registry.validate(
+            object_ids,
+            corrections,
+            masks,
+            validated_by=request.validated_by,
+            is_validated=request.is_validated,
+        )
+        return wire.validate_objects_response(records)
+
+    async def _corrected_masks(
+        self, pairs: Sequence[tuple[Correction, wire.MaskInput | None]]
+    ) -> tuple[list[Correction], list[npt.NDArray[np.bool_] | None]]:
+        masks: list[npt.NDArray[np.bool_] | None] = []
+        for correction, mask in pairs:
+            if mask is None:
+                masks.append(None)
+                continue
+            record = await self._repo.objects.get(correction.object_id)
+            source = await self._repo.sources.get(record.source_id)
+            masks.append(mask.array(height=source.height, width=source.width))
+        return [c for c, _ in pairs], masks
+
+    async def SearchSimilar(
+        self, request: registry_pb2.SearchSimilarRequest, context: Any
+    ) -> registry_pb2.SearchSimilarResponse:
+        query = wire.similarity_query(request)
+        found = await self._registry.search_similar(
+            object_id=query.object_id,
+            vector=query.vector,
+            filter_text=query.filter,
+            top_k=query.top_k,
+            hnsw_ef=query.hnsw_ef,
+            exact=query.exact,
+        )
+        return wire.search_similar_response(found)
+
+    async def GetStats(
+        self, request: registry_pb2.GetStatsRequest, context: Any
+    ) -> registry_pb2.Stats:
+        stats = await self._repo.objects.stats(
+            filter=request.filter, histogram_bins=request.histogram_bins
+        )
+        return wire.stats_message(stats)
+
+    # --- tracks -------------------------------------------------------------------------------
 
     async def ListTracks(
         self, request: registry_pb2.ListTracksRequest, context: Any
     ) -> registry_pb2.ListTracksResponse:
-        _check_list(request, fields.TRACK_FILTER, fields.TRACK_ORDER)
-        raise Unimplemented(f"{_REGISTRY.full_name}.ListTracks (track store)")
+        page = await self._repo.tracks.list(
+            filter=request.filter,
+            order_by=request.order_by,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return wire.list_tracks_response(page)
+
+    async def GetTrack(
+        self, request: registry_pb2.GetTrackRequest, context: Any
+    ) -> registry_pb2.Track:
+        track_id = wire.uuid_from_name(request.name, "tracks", "name")
+        return wire.track_message(await self._repo.tracks.get(track_id))
+
+    async def MergeTracks(
+        self, request: registry_pb2.MergeTracksRequest, context: Any
+    ) -> registry_pb2.Track:
+        track_ids = wire.uuids_from_names(request.names, "tracks", "names")
+        merged = await self._repo.tracks.merge(track_ids)
+        await self._registry.apply_outbox()  # moved objects' vectors carry their new track
+        return wire.track_message(merged)
+
+    async def SplitTrack(
+        self, request: registry_pb2.SplitTrackRequest, context: Any
+    ) -> registry_pb2.SplitTrackResponse:
+        track_id = wire.uuid_from_name(request.name, "tracks", "name")
+        result = await self._repo.tracks.split(track_id, request.frame_index)
+        await self._registry.apply_outbox()
+        return wire.split_track_response(result)
+
+    async def ReconcileStores(
+        self, request: registry_pb2.ReconcileStoresRequest, context: Any
+    ) -> registry_pb2.ReconcileStoresResponse:
+        report = await self._registry.reconcile(dry_run=request.dry_run)
+        return registry_pb2.ReconcileStoresResponse(
+            outbox_applied=report.outbox_applied,
+            vectors_restored=report.vectors_restored,
+            vectors_removed=report.vectors_removed,
+            masks_missing=report.masks_missing,
+            masks_removed=report.masks_removed,
+        )
 
 
 @answer_unbuilt_methods(dataset_pb2.DESCRIPTOR.services_by_name["DatasetService"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,11 +20,27 @@ from agentic_labeling.triton_server import (
 )
 
 
+def registry_data_dir() -> Iterator[Path]:
+    """A data directory for a registry server, outside pytest's tmp: the embedded Postgres runs
+    as another user and every pytest session resets /tmp/pytest-of-<user> to 0700."""
+    directory = Path(tempfile.mkdtemp(prefix="alabel-registry-"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     """Real `alabel serve` processes on loopback; Triton points where nothing listens."""
     workdir = tmp_path_factory.mktemp("mesh")
-    common = ["--data-dir", str(workdir / "data"), "--shutdown-grace-s", "5"]
+    data_dir = next(data_dirs := registry_data_dir())
+    common = [
+        "--data-dir",
+        str(data_dir),
+        "--shutdown-grace-s",
+        "5",
+        "--embedding-dimension",
+        "8",
+    ]
     registry = start_server_process("registry", workdir, common)
     triton_url = f"127.0.0.1:{unused_port()}"
     try:
@@ -40,6 +58,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     assert statuses == {"orchestrator": 0, "registry": 0}, {
         p.name: p.log.read_text() for p in (orchestrator, registry)
     }
+    next(data_dirs, None)  # removes the data directory
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from real_parts import Mesh
 from agentic_labeling.v1 import (
     common_pb2,
     dataset_pb2,
+    dataset_pb2_grpc,
     labeling_pb2,
     labeling_pb2_grpc,
     registry_pb2,
@@ -42,6 +43,7 @@ PRECISE_CODES = {
     grpc.StatusCode.FAILED_PRECONDITION,
     grpc.StatusCode.UNIMPLEMENTED,
     grpc.StatusCode.UNAVAILABLE,  # Triton is down in this fixture
+    grpc.StatusCode.NOT_FOUND,
 }
 
 
@@ -146,13 +148,24 @@ def test_list_objects_bad_request_is_invalid_argument_naming_the_field(
     assert _error_info(caught.value).domain == "agentic-labeling"
 
 
-def test_valid_list_objects_is_honestly_unimplemented(registry_channel: grpc.Channel) -> None:
+def test_valid_list_objects_on_an_empty_registry_is_an_empty_page(
+    registry_channel: grpc.Channel,
+) -> None:
     stub = registry_pb2_grpc.RegistryServiceStub(registry_channel)
+    response = stub.ListObjects(
+        registry_pb2.ListObjectsRequest(filter='category = "cat" AND confidence >= 0.5'),
+        timeout=10,
+    )
+    assert list(response.objects) == []
+    assert response.next_page_token == ""
+
+
+def test_an_unbuilt_dataset_method_is_honestly_unimplemented(
+    registry_channel: grpc.Channel,
+) -> None:
+    stub = dataset_pb2_grpc.DatasetServiceStub(registry_channel)
     with pytest.raises(grpc.RpcError) as caught:
-        stub.ListObjects(
-            registry_pb2.ListObjectsRequest(filter='category = "cat" AND confidence >= 0.5'),
-            timeout=10,
-        )
+        stub.ListDatasets(dataset_pb2.ListDatasetsRequest(), timeout=10)
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert _error_info(caught.value).reason == "NOT_BUILT_YET"
 
@@ -269,7 +282,9 @@ def test_servers_survive_a_burst_of_bad_requests(
     labeling = labeling_pb2_grpc.LabelingServiceStub(orchestrator_channel)
     for attempt in range(50):
         with pytest.raises(grpc.RpcError):
-            registry.ListObjects(registry_pb2.ListObjectsRequest(filter="(" * attempt), timeout=10)
+            registry.ListObjects(
+                registry_pb2.ListObjectsRequest(filter="(" * (attempt + 1)), timeout=10
+            )
         with pytest.raises(grpc.RpcError):
             labeling.Detect(_detect(image=common_pb2.Image(data=bytes([attempt]) * 99)), timeout=10)
     # Still serving afterwards.
