@@ -22,7 +22,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 from uuid import UUID
 
@@ -113,7 +113,7 @@ class Registry:
 
     @classmethod
     async def open(cls, settings: Settings) -> Registry:
-        """Start or connect to the stores, apply pending outbox entries, build the index."""
+        """Start or connect to the stores and reconcile them."""
         database = await open_database(settings.postgres_dsn, settings.data_dir)
         vectors: VectorStore
         try:
@@ -129,10 +129,11 @@ class Registry:
             await database.close()
             raise
         registry = cls(database, vectors, MaskStore(settings.data_dir), settings)
-        applied = await registry.apply_outbox()
-        if applied:
-            logger.info("applied outbox entries left by an earlier run", extra={"count": applied})
-        await registry._optimize_if_needed()
+        # Repair whatever a crash of an earlier run left (pending outbox, lost files, ...)
+        # before the first request; this also builds the vector index when it is due.
+        report = await registry.reconcile()
+        if report != ReconcileReport():
+            logger.info("repaired the stores at start-up", extra=asdict(report))
         return registry
 
     async def close(self) -> None:

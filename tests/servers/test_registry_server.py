@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -22,7 +25,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from PIL import Image
 
-from agentic_labeling.local_mesh import ManagedProcess, start_server_process
+from agentic_labeling.local_mesh import ManagedProcess, start_server_process, unused_port
 from agentic_labeling.models.mask_codec import masks_to_rle
 from agentic_labeling.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 
@@ -429,3 +432,52 @@ def test_a_registry_killed_mid_stream_keeps_every_batch_whole(tmp_path: Path) ->
         if process.process.poll() is None:
             process.process.kill()
         next(data_dirs, None)
+
+
+def test_alabel_registry_reconcile_reports_as_json(registry: ManagedProcess) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agentic_labeling",
+            "--registry-url",
+            registry.address,
+            "registry",
+            "reconcile",
+            "--dry-run",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "dry_run": True,
+        "outbox_applied": 0,
+        "vectors_restored": 0,
+        "vectors_removed": 0,
+        "masks_missing": 0,
+        "masks_removed": 0,
+    }
+
+
+def test_alabel_registry_reconcile_says_when_the_registry_is_down() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agentic_labeling",
+            "--registry-url",
+            f"127.0.0.1:{unused_port()}",
+            "registry",
+            "reconcile",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "UNAVAILABLE" in result.stderr

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
+from agentic_labeling.cli.failures import CliFailure
 from agentic_labeling.cli.groups import AlabelGroup
 from agentic_labeling.cli.params import filter_option, json_option, yes_option
 from agentic_labeling.cli.planned import PlannedCommand
+from agentic_labeling.cli.settings_options import current_settings
 
 __all__ = ["objects", "registry", "search", "stats", "validate"]
 
@@ -167,14 +170,47 @@ def registry() -> None:
 
 @registry.command(
     "reconcile",
-    cls=PlannedCommand,
-    plan="repairs Qdrant vectors and mask files against Postgres and reports the fixes",
+    epilog="""\b
+Examples:
+  alabel registry reconcile --dry-run
+  alabel --registry-url 10.0.0.5:50051 registry reconcile --json""",
 )
+@click.option("--dry-run", is_flag=True, help="Report what would be fixed; change nothing.")
 @json_option
-def registry_reconcile(**options: object) -> None:
+def registry_reconcile(dry_run: bool, as_json: bool) -> None:
     """Repair Qdrant and the mask files from Postgres.
 
-    Postgres is the source of truth. Re-applies embeddings that reached Postgres but not Qdrant,
-    removes vectors and mask files of objects that no longer exist, and reports what it fixed. Safe
-    to run at any time; the registry also runs it at start-up.
+    Postgres is the source of truth. Applies vector writes still pending in the outbox,
+    restores vectors that reached Postgres but not Qdrant, removes vectors and mask files of
+    objects that no longer exist, clears has_mask where a mask file is lost, and reports what it
+    fixed. Safe to run at any time; the registry also runs it at start-up.
     """
+    # Imported here so that `alabel --help` loads no gRPC code.
+    import grpc
+
+    from agentic_labeling.servers.error_status import describe_rpc_error
+    from agentic_labeling.v1 import registry_pb2, registry_pb2_grpc
+
+    settings = current_settings()
+    try:
+        with grpc.insecure_channel(settings.registry_url) as channel:
+            stub = registry_pb2_grpc.RegistryServiceStub(channel)  # type: ignore[no-untyped-call]
+            report = stub.ReconcileStores(
+                registry_pb2.ReconcileStoresRequest(dry_run=dry_run), timeout=3600
+            )
+    except grpc.RpcError as err:
+        raise CliFailure(
+            f"registry at {settings.registry_url}: {describe_rpc_error(err)}"
+        ) from None
+    counts = {
+        "outbox_applied": report.outbox_applied,
+        "vectors_restored": report.vectors_restored,
+        "vectors_removed": report.vectors_removed,
+        "masks_missing": report.masks_missing,
+        "masks_removed": report.masks_removed,
+    }
+    if as_json:
+        click.echo(json.dumps({"dry_run": dry_run, **counts}))
+        return
+    verb = "would fix" if dry_run else "fixed"
+    click.echo(f"reconcile {verb}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
