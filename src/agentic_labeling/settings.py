@@ -35,6 +35,14 @@ class Settings:
     host: str = field(default="127.0.0.1", metadata={"help": "interface servers bind to"})
     registry_port: int = field(default=50051, metadata={"help": "registry server port"})
     orchestrator_port: int = field(default=50052, metadata={"help": "orchestrator server port"})
+    registry_metrics_port: int = field(
+        default=9464,
+        metadata={"help": "registry's Prometheus /metrics port (0: any free port, -1: off)"},
+    )
+    orchestrator_metrics_port: int = field(
+        default=9465,
+        metadata={"help": "orchestrator's Prometheus /metrics port (0: any free port, -1: off)"},
+    )
     # Where clients (the orchestrator, the CLI) reach the servers.
     registry_url: str = field(
         default="127.0.0.1:50051", metadata={"help": "registry gRPC address (host:port)"}
@@ -66,6 +74,10 @@ class Settings:
     duplicate_iou_threshold: float = field(
         default=0.9,
         metadata={"help": "IoU above which a new object merges into one of its frame and class"},
+    )
+    labeling_window: int = field(
+        default=16,
+        metadata={"help": "images the orchestrator labels at once, across all streams"},
     )
     # Limits, explicit so a bad client cannot exhaust a server.
     max_message_bytes: int = field(
@@ -103,6 +115,10 @@ def _check_settings(s: Settings) -> None:
         port = getattr(s, name)
         if not 0 <= port <= 65535:
             problems.append((name, f"must be between 0 and 65535, got {port}"))
+    for name in ("registry_metrics_port", "orchestrator_metrics_port"):
+        port = getattr(s, name)
+        if not -1 <= port <= 65535:
+            problems.append((name, f"must be -1 (off) or between 0 and 65535, got {port}"))
     for name in (
         "max_message_bytes",
         "max_image_pixels",
