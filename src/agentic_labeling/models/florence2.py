@@ -76,7 +76,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import numpy.typing as npt
 import torch
 from PIL import Image
@@ -92,6 +91,7 @@ from transformers import (
 )
 
 from agentic_labeling.errors import InvalidArgument
+from agentic_labeling.models.inputs import check_rgb_image
 
 __all__ = [
     "DECODING_FILE",
@@ -342,7 +342,7 @@ class Florence2Detector:
 
         Field names are relative to the request: `images[0]`, `class_names[0][j]`, `settings[0]`.
         """
-        _check_image(image, "images[0]")
+        check_rgb_image(image, "images[0]")
         self._labels(class_names, "class_names[0]")
         _check_settings(settings, "settings[0]")
 
@@ -397,7 +397,7 @@ class Florence2Detector:
         for index, (image, names, wanted) in enumerate(
             zip(images, class_names, settings, strict=True)
         ):
-            _check_image(image, f"images[{index}]")
+            check_rgb_image(image, f"images[{index}]")
             labels = self._labels(names, f"class_names[{index}]")
             _check_settings(wanted, f"settings[{index}]")
             budget = self.max_new_tokens(wanted)
@@ -660,17 +660,6 @@ class _GrammarProcessor(LogitsProcessor):
             return [[] for _ in self._rows]
         stacked: list[list[float]] = torch.stack(chosen, dim=1).cpu().tolist()
         return stacked
-
-
-def _check_image(image: npt.NDArray[Any], field: str) -> None:
-    if not isinstance(image, np.ndarray):
-        raise InvalidArgument("an image must be a numpy array", field=field)
-    if image.dtype != np.uint8:
-        raise InvalidArgument(f"an image must be uint8, got {image.dtype}", field=field)
-    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
-        raise InvalidArgument(
-            f"an image must be RGB of shape (height, width, 3), got {image.shape}", field=field
-        )
 
 
 def _check_settings(settings: DetectionSettings, field: str) -> None:

@@ -44,6 +44,7 @@ from transformers import (
 from transformers.models.sam2.configuration_sam2 import Sam2HieraDetConfig
 
 from agentic_labeling.errors import InvalidArgument
+from agentic_labeling.models.inputs import box_columns, check_rgb_image
 
 __all__ = [
     "BOX_TOLERANCE_PX",
@@ -131,36 +132,12 @@ def validate_inputs(images: Sequence[npt.NDArray[Any]], boxes: Sequence[npt.NDAr
             field="boxes",
         )
     for index, (image, image_boxes) in enumerate(zip(images, boxes, strict=True)):
-        _check_image(image, f"images[{index}]")
+        check_rgb_image(image, f"images[{index}]")
         _check_boxes(image_boxes, image.shape[0], image.shape[1], f"boxes[{index}]")
 
 
-def _check_image(image: npt.NDArray[Any], field: str) -> None:
-    if not isinstance(image, np.ndarray):
-        raise InvalidArgument(f"{field} must be a numpy array", field=field)
-    if image.dtype != np.uint8:
-        raise InvalidArgument(f"{field} must be uint8 RGB, got {image.dtype}", field=field)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise InvalidArgument(
-            f"{field} must have shape (height, width, 3), got {image.shape}", field=field
-        )
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise InvalidArgument(f"{field} is empty: {image.shape}", field=field)
-
-
 def _check_boxes(boxes: npt.NDArray[Any], height: int, width: int, field: str) -> None:
-    if not isinstance(boxes, np.ndarray):
-        raise InvalidArgument(f"{field} must be a numpy array", field=field)
-    if not (np.issubdtype(boxes.dtype, np.floating) or np.issubdtype(boxes.dtype, np.integer)):
-        raise InvalidArgument(f"{field} must be float, got {boxes.dtype}", field=field)
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise InvalidArgument(
-            f"{field} must have shape (n, 4) as x, y, width, height; got {boxes.shape}",
-            field=field,
-        )
-    if not np.all(np.isfinite(boxes)):
-        raise InvalidArgument(f"{field} holds a non-finite value", field=field)
-    x, y, w, h = (boxes[:, k].astype(np.float64) for k in range(4))
+    x, y, w, h = box_columns(boxes, field)
     bad = (w < 0) | (h < 0)
     bad |= (x < -BOX_TOLERANCE_PX) | (y < -BOX_TOLERANCE_PX)
     bad |= (x + w > width + BOX_TOLERANCE_PX) | (y + h > height + BOX_TOLERANCE_PX)
