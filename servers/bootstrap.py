@@ -3,9 +3,16 @@
 One code path for all servers, so each gets the same behaviour: domain errors mapped by
 `DomainErrorInterceptor`, explicit message-size and concurrency limits from `Settings`, the
 standard gRPC health service (SERVING once started, NOT_SERVING while stopping), reflection so
-grpcurl works without .proto files, a structured "listening" log line, an optional port file
-for a parent process to wait on, and a graceful stop on SIGTERM/SIGINT (in-flight RPCs get
+grpcurl works without .proto files, Prometheus metrics of every RPC (`servers/metrics.py`) on an
+HTTP `/metrics` endpoint of its own port, a structured "listening" log line, an optional port
+file for a parent process to wait on, and a graceful stop on SIGTERM/SIGINT (in-flight RPCs get
 `shutdown_grace_s` to finish, then are cancelled; a second signal cancels them at once).
+
+The metrics port of the registry and the orchestrator comes from `registry_metrics_port` and
+`orchestrator_metrics_port` (0: any free port, -1: no endpoint); other servers have none
+unless the caller passes `metrics_port`. The bound metrics port is in the "listening" line
+(`metrics_port`), on `RunningServer.metrics_port`, and, with a port file `X`, in `X.metrics`
+(written before `X`, so a reader that sees `X` finds it; removed on stop like `X`).
 
 A CLI command calls `run_server(settings, name=..., port=..., services_factory=...)`; tests
 and embedders use `start_server` and `RunningServer.stop` directly.
@@ -27,15 +34,18 @@ import grpc
 from google.protobuf import descriptor, descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
 
 from agentic_labeling.errors import Unavailable
 from agentic_labeling.logs import configure_logging
 from agentic_labeling.servers.error_status import DomainErrorInterceptor
+from agentic_labeling.servers.metrics import MetricsEndpoint, RpcMetricsInterceptor
 from agentic_labeling.settings import Settings
 
 __all__ = [
     "RunningServer",
     "ServiceRegistration",
+    "metrics_port_file",
     "run_server",
     "serve_until_signalled",
     "start_server",
@@ -44,6 +54,14 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
+
+# The setting that holds each server's metrics port; servers not named here have no endpoint
+# unless the caller asks for one.
+_METRICS_PORT_SETTINGS = {
+    "registry": "registry_metrics_port",
+    "orchestrator": "orchestrator_metrics_port",
+}
+_METRICS_OFF = -1
 
 # Keepalive: the server pings idle connections every minute and drops peers that stay silent
 # for 20 s (a vanished client must not pin a stream forever); clients may ping every 10 s,
@@ -111,6 +129,11 @@ class _ReflectionPool:
             return self.FindFileContainingSymbol(parent)
 
 
+def metrics_port_file(port_file: Path) -> Path:
+    """Where the metrics port is written beside a port file: `X` -> `X.metrics`."""
+    return port_file.with_name(port_file.name + ".metrics")
+
+
 def _write_port_file(path: Path, port: int) -> None:
     """Write the port atomically, so a reader never sees a half-written number."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,6 +154,8 @@ class RunningServer:
         server: grpc.aio.Server,
         health: health.aio.HealthServicer,
         port_file: Path | None,
+        metrics_registry: CollectorRegistry | None = None,
+        metrics_endpoint: MetricsEndpoint | None = None,
     ) -> None:
         self.name = name
         self.host = host
@@ -139,6 +164,16 @@ class RunningServer:
         # Services flip their own status here, e.g. NOT_SERVING while a dependency is down.
         self.health = health
         self.port_file = port_file
+        # What /metrics serves: the RPC metrics and any the services added.
+        self.metrics_registry = (
+            metrics_registry if metrics_registry is not None else CollectorRegistry()
+        )
+        self.metrics_endpoint = metrics_endpoint
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The bound port of the `/metrics` endpoint; None when it has none."""
+        return None if self.metrics_endpoint is None else self.metrics_endpoint.port
 
     @property
     def address(self) -> str:
@@ -160,6 +195,10 @@ class RunningServer:
         if self.port_file is not None:
             # A port file outliving its server would send the next reader to a dead port.
             self.port_file.unlink(missing_ok=True)
+            metrics_port_file(self.port_file).unlink(missing_ok=True)
+        if self.metrics_endpoint is not None:
+            # Last, so the final counts of the grace period can still be scraped.
+            await asyncio.to_thread(self.metrics_endpoint.stop)
         logger.info("stopped", extra={"server": self.name, "address": self.address})
 
     async def wait_for_termination(self) -> None:
@@ -169,6 +208,31 @@ class RunningServer:
         await asyncio.shield(self.server.wait_for_termination())
 
 
+def _metrics_port(settings: Settings, name: str, explicit: int | None) -> int:
+    if explicit is not None:
+        return explicit
+    setting = _METRICS_PORT_SETTINGS.get(name)
+    return _METRICS_OFF if setting is None else int(getattr(settings, setting))
+
+
+def _start_metrics_endpoint(
+    registry: CollectorRegistry, name: str, host: str, port: int
+) -> MetricsEndpoint | None:
+    if port == _METRICS_OFF:
+        return None
+    try:
+        return MetricsEndpoint.start(registry, host, port)
+    except OSError as exc:
+        address = _host_port(host, port)
+        raise Unavailable(
+            f"{name} cannot serve metrics on {address}: the port is in use or the address "
+            f"does not belong to this machine (--{name}-metrics-port 0 takes any free port, "
+            "-1 turns the endpoint off)",
+            reason="BIND_FAILED",
+            metadata={"server": name, "address": address},
+        ) from exc
+
+
 async def start_server(
     settings: Settings,
     *,
@@ -176,15 +240,26 @@ async def start_server(
     port: int,
     services: Sequence[ServiceRegistration],
     port_file: Path | None = None,
+    metrics_port: int | None = None,
+    metrics_registry: CollectorRegistry | None = None,
 ) -> RunningServer:
     """Start a grpc.aio server hosting `services` on `settings.host:port` (0: a free port).
 
-    Returns once it serves and, when `port_file` is given, the bound port is written there.
-    Raises `Unavailable` (reason BIND_FAILED) when the address cannot be bound, e.g. because
-    another server holds the port.
+    Its Prometheus `/metrics` endpoint listens on `settings.host:metrics_port` (0: a free
+    port, -1: none); None takes the port from the server's setting (`registry_metrics_port`,
+    `orchestrator_metrics_port`) and means none for other names. `metrics_registry` is the
+    registry served there (a new one when None): a server that records metrics of its own
+    (`LabelingMetrics`) creates them on it before starting.
+
+    Returns once it serves and, when `port_file` is given, the bound ports are written there
+    (see the module's docstring). Raises `Unavailable` (reason BIND_FAILED) when an address
+    cannot be bound, e.g. because another server holds the port.
     """
+    registry = metrics_registry if metrics_registry is not None else CollectorRegistry()
+    rpc_metrics = RpcMetricsInterceptor(registry)
     server = grpc.aio.server(
-        interceptors=[DomainErrorInterceptor()],
+        # Metrics outermost: they see the status a domain error was mapped to.
+        interceptors=[rpc_metrics, DomainErrorInterceptor()],
         options=_server_options(settings),
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
@@ -193,23 +268,31 @@ async def start_server(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     service_names = [service.full_name for service in services]
+    hosted = [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
     reflection.enable_server_reflection(
-        [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME],
-        server,
-        pool=_ReflectionPool(descriptor_pool.Default()),
+        hosted, server, pool=_ReflectionPool(descriptor_pool.Default())
     )
+    rpc_metrics.initialize(hosted)
 
-    bind_address = _host_port(settings.host, port)
+    endpoint = _start_metrics_endpoint(
+        registry, name, settings.host, _metrics_port(settings, name, metrics_port)
+    )
     try:
-        bound_port: int = server.add_insecure_port(bind_address)
-    except RuntimeError as exc:
-        raise Unavailable(
-            f"{name} cannot listen on {bind_address}: the port is in use or the address "
-            "does not belong to this machine",
-            reason="BIND_FAILED",
-            metadata={"server": name, "address": bind_address},
-        ) from exc
-    await server.start()
+        bind_address = _host_port(settings.host, port)
+        try:
+            bound_port: int = server.add_insecure_port(bind_address)
+        except RuntimeError as exc:
+            raise Unavailable(
+                f"{name} cannot listen on {bind_address}: the port is in use or the address "
+                "does not belong to this machine",
+                reason="BIND_FAILED",
+                metadata={"server": name, "address": bind_address},
+            ) from exc
+        await server.start()
+    except BaseException:
+        if endpoint is not None:
+            endpoint.stop()
+        raise
     for service_name in ("", *service_names):
         await health_servicer.set(service_name, _SERVING)
 
@@ -220,6 +303,8 @@ async def start_server(
         server=server,
         health=health_servicer,
         port_file=port_file,
+        metrics_registry=registry,
+        metrics_endpoint=endpoint,
     )
     logger.info(
         "listening",
@@ -227,10 +312,17 @@ async def start_server(
             "server": name,
             "address": running.address,
             "port": bound_port,
+            "metrics_port": running.metrics_port,
             "services": service_names,
         },
     )
     if port_file is not None:
+        # The metrics file first: whoever waits for the port file finds both.
+        metrics_file = metrics_port_file(port_file)
+        if running.metrics_port is None:
+            metrics_file.unlink(missing_ok=True)  # a stale one from an earlier run
+        else:
+            _write_port_file(metrics_file, running.metrics_port)
         _write_port_file(port_file, bound_port)
     return running
 
@@ -315,13 +407,16 @@ def run_server(
         | contextlib.AbstractAsyncContextManager[Sequence[ServiceRegistration]],
     ],
     port_file: Path | None = None,
+    metrics_port: int | None = None,
+    metrics_registry: CollectorRegistry | None = None,
 ) -> None:
     """Blocking entry point for a server command: log setup, start, serve until signalled.
 
     `services_factory` runs inside the event loop, because grpc.aio servicers may need it. It
     returns the services, or an async context manager that yields them: one whose services
     hold resources (the registry's stores) opens them before the server starts and closes
-    them after it has stopped, in-flight RPCs included.
+    them after it has stopped, in-flight RPCs included. `metrics_port` and
+    `metrics_registry`: see `start_server`.
     """
     configure_logging(settings.log_level, settings.log_format)
 
@@ -337,7 +432,13 @@ def run_server(
             )
             async with lifespan as services:
                 running = await start_server(
-                    settings, name=name, port=port, services=services, port_file=port_file
+                    settings,
+                    name=name,
+                    port=port,
+                    services=services,
+                    port_file=port_file,
+                    metrics_port=metrics_port,
+                    metrics_registry=metrics_registry,
                 )
                 await _serve(running, settings.shutdown_grace_s, received)
 

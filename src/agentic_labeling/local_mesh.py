@@ -3,7 +3,10 @@
 Used by `make demo`, by the tests (real servers on loopback) and, later, by `alabel up`;
 tritonserver is started by agentic_labeling.triton_server.
 Each start waits until the process serves, and reports a process that died during start-up
-with its log, instead of hanging.
+with its log, instead of hanging. Servers get a free port for gRPC and, unless told otherwise,
+for their Prometheus `/metrics` endpoint too, so that two of them never collide on a default
+port; both ports are read back from the port files the server writes (`<kind>.port` and
+`<kind>.port.metrics`).
 """
 
 from __future__ import annotations
@@ -43,10 +46,20 @@ class ManagedProcess:
     host: str
     port: int
     log: Path
+    # The bound port of the server's /metrics endpoint; None when it has none.
+    metrics_port: int | None = None
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def metrics_url(self) -> str | None:
+        """Where to scrape the server's Prometheus metrics; None when it has no endpoint."""
+        if self.metrics_port is None:
+            return None
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.metrics_port}/metrics"
 
     def stop(self, timeout_s: float = 15.0) -> int:
         """SIGTERM and wait: the exit status (0 for a clean stop). Killed if it hangs."""
@@ -92,15 +105,22 @@ def start_server_process(
     *,
     host: str = "127.0.0.1",
     timeout_s: float = START_TIMEOUT_S,
+    metrics_port: int | None = 0,
 ) -> ManagedProcess:
     """Start `alabel <flags> serve <kind>` on a free port of `host`; return once it serves.
 
     `kind` is "registry" or "orchestrator"; its log goes to `workdir/<kind>.log`.
+    `metrics_port` is its /metrics port: 0 (default) a free one, -1 none, None whatever
+    `settings_flags` or the setting's default say. A `--<kind>-metrics-port` in
+    `settings_flags` wins, as it comes later on the command line.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     port_file = workdir / f"{kind}.port"
+    metrics_file = port_file.with_name(port_file.name + ".metrics")
     port_file.unlink(missing_ok=True)
+    metrics_file.unlink(missing_ok=True)
     log = workdir / f"{kind}.log"
+    metrics_flags = [] if metrics_port is None else [f"--{kind}-metrics-port", str(metrics_port)]
     command = [
         sys.executable,
         "-m",
@@ -109,6 +129,7 @@ def start_server_process(
         host,
         f"--{kind}-port",
         "0",
+        *metrics_flags,
         *settings_flags,
         "serve",
         kind,
@@ -122,4 +143,7 @@ def start_server_process(
     managed = ManagedProcess(kind, process, host, 0, log)
     _wait_until(port_file.exists, managed, timeout_s)
     managed.port = int(port_file.read_text())
+    # Written before the port file, so it is there now when the server has an endpoint.
+    if metrics_file.exists():
+        managed.metrics_port = int(metrics_file.read_text())
     return managed
