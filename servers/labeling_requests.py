@@ -24,6 +24,9 @@ __all__ = [
     "check_detect",
     "check_embed",
     "check_segment",
+    "checked_class_names",
+    "checked_fraction",
+    "checked_image",
 ]
 
 MAX_CLASS_NAMES = 256
@@ -45,7 +48,7 @@ class CheckedImageBoxes:
     boxes: tuple[tuple[float, float, float, float], ...]  # x, y, width, height in pixels
 
 
-def _image(image: common_pb2.Image, settings: Settings, field: str) -> DecodedImage:
+def checked_image(image: common_pb2.Image, settings: Settings, field: str) -> DecodedImage:
     kind = image.WhichOneof("content")
     if kind is None:
         raise InvalidArgument("image is required: set data or uri", field=field)
@@ -57,7 +60,7 @@ def _image(image: common_pb2.Image, settings: Settings, field: str) -> DecodedIm
     return decode_image(image.data, max_pixels=settings.max_image_pixels, field=f"{field}.data")
 
 
-def _class_names(names: Sequence[str], field: str) -> tuple[str, ...]:
+def checked_class_names(names: Sequence[str], field: str) -> tuple[str, ...]:
     if not names:
         raise InvalidArgument("at least one class name is required", field=field)
     if len(names) > MAX_CLASS_NAMES:
@@ -86,7 +89,7 @@ def _class_names(names: Sequence[str], field: str) -> tuple[str, ...]:
     return tuple(cleaned)
 
 
-def _fraction(value: float, field: str) -> float:
+def checked_fraction(value: float, field: str) -> float:
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
         raise InvalidArgument(f"must be between 0 and 1, got {value}", field=field)
     return value
@@ -127,18 +130,18 @@ def _boxes(
 
 
 def check_detect(request: labeling_pb2.DetectRequest, settings: Settings) -> CheckedDetect:
-    class_names = _class_names(request.class_names, "class_names")
-    min_confidence = _fraction(request.min_confidence, "min_confidence")
+    class_names = checked_class_names(request.class_names, "class_names")
+    min_confidence = checked_fraction(request.min_confidence, "min_confidence")
     if request.max_detections < 0:
         raise InvalidArgument("must not be negative", field="max_detections")
-    image = _image(request.image, settings, "image")
+    image = checked_image(request.image, settings, "image")
     return CheckedDetect(image, class_names, min_confidence, request.max_detections)
 
 
 def check_segment(request: labeling_pb2.SegmentRequest, settings: Settings) -> CheckedImageBoxes:
     if not request.boxes:
         raise InvalidArgument("at least one box is required", field="boxes")
-    image = _image(request.image, settings, "image")
+    image = checked_image(request.image, settings, "image")
     return CheckedImageBoxes(image, _boxes(request.boxes, image, "boxes"))
 
 
@@ -149,5 +152,5 @@ def check_embed(request: labeling_pb2.EmbedRequest, settings: Settings) -> Check
             "or none",
             field="masks",
         )
-    image = _image(request.image, settings, "image")
+    image = checked_image(request.image, settings, "image")
     return CheckedImageBoxes(image, _boxes(request.boxes, image, "boxes"))

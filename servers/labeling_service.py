@@ -1,23 +1,35 @@
 """LabelingService, the orchestrator's API.
 
-Built: Detect, Segment and Embed (one model on Triton each, for debugging and for clients
-that run their own pipeline) and GetMeshStatus. Every request is checked first, so a bad
-field is INVALID_ARGUMENT naming it before any model runs; Triton being down is UNAVAILABLE.
-AutoLabel is not built yet and answers UNIMPLEMENTED.
+AutoLabel streams images through the whole mesh (servers/auto_label.py has the stream, the
+window and the error model; servers/labeling_pipeline.py what happens to one image). Detect,
+Segment and Embed run one model on Triton each, for debugging and for clients that run their
+own pipeline. Every request is checked first, so a bad field is INVALID_ARGUMENT naming it
+before any model runs; Triton being down is UNAVAILABLE. GetMeshStatus reports the models,
+the registry, and the labeling window's size and use.
+
+The servicer borrows its Triton and registry clients: orchestrator_server.py opens them
+before the server starts and closes them after it has stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 import numpy as np
 
 from agentic_labeling import __version__
 from agentic_labeling.clients.mesh_probe import ComponentState, probe_registry, probe_triton
+from agentic_labeling.clients.registry_client import RegistryClient
 from agentic_labeling.clients.triton_models import TritonModels
+from agentic_labeling.servers.auto_label import AutoLabelStream
 from agentic_labeling.servers.conversions import box_message, boxes_array, mask_array, mask_message
+from agentic_labeling.servers.labeling_pipeline import LabelingPipeline, VideoSources
 from agentic_labeling.servers.labeling_requests import check_detect, check_embed, check_segment
+from agentic_labeling.servers.labeling_window import LabelingWindow
+from agentic_labeling.servers.metrics import LabelingMetrics
 from agentic_labeling.servers.unbuilt import answer_unbuilt_methods
 from agentic_labeling.settings import Settings
 from agentic_labeling.v1 import common_pb2, labeling_pb2, labeling_pb2_grpc
@@ -46,11 +58,37 @@ def _deadline(context: Any) -> float | None:
 
 @answer_unbuilt_methods(_SERVICE)
 class LabelingServicer(labeling_pb2_grpc.LabelingServiceServicer):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        models: TritonModels,
+        registry: RegistryClient,
+        metrics: LabelingMetrics | None = None,
+    ) -> None:
         self._settings = settings
-        self._models = TritonModels(
-            settings.triton_url, max_message_bytes=settings.max_message_bytes
+        self._models = models
+        self._registry = registry
+        self._metrics = metrics
+        self._window = LabelingWindow(
+            settings.labeling_window, on_change=None if metrics is None else metrics.window
         )
+        self._pipeline = LabelingPipeline(models, registry, settings)
+
+    async def AutoLabel(
+        self, requests: AsyncIterable[labeling_pb2.AutoLabelRequest], context: Any
+    ) -> AsyncIterator[labeling_pb2.AutoLabelResponse]:
+        stream = AutoLabelStream(
+            self._pipeline,
+            self._window,
+            VideoSources(self._registry),
+            self._settings,
+            remaining=lambda: _deadline(context),
+            metrics=self._metrics,
+        )
+        async with contextlib.aclosing(stream.responses(requests)) as responses:
+            async for response in responses:
+                yield response
 
     async def Detect(
         self, request: labeling_pb2.DetectRequest, context: Any
@@ -141,4 +179,6 @@ class LabelingServicer(labeling_pb2_grpc.LabelingServiceServicer):
                 )
                 for m in triton.models
             ],
+            window_size=self._window.size,
+            images_in_flight=self._window.in_flight,
         )

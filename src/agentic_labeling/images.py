@@ -53,7 +53,8 @@ def decode_image(data: bytes, *, max_pixels: int, field: str = "image.data") -> 
             # Pillow warns (and at twice its own limit raises) on huge images; our limit rules.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombError):
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError):
+        # OSError: a header cut short ("Truncated File Read") fails here, before decoding.
         raise InvalidArgument(
             "image data is not a readable image (supported: "
             f"{', '.join(sorted(SUPPORTED_FORMATS))})",

@@ -70,3 +70,8 @@ def test_too_many_pixels_is_refused_from_the_header() -> None:
 
 def test_image_at_the_pixel_limit_is_accepted() -> None:
     assert decode_image(_encoded("PNG", size=(200, 100)), max_pixels=20_000).width == 200
+
+
+def test_jpeg_cut_inside_its_header_is_refused_as_unreadable() -> None:
+    data = _encoded("JPEG", size=(64, 64))
+    assert _refusal(data[:40]).reason == "UNREADABLE_IMAGE"

@@ -37,7 +37,11 @@ def models_make_tiny(directory: Path, seed: int, overwrite: bool) -> None:
     transformers format.
     """
     # Imported here so that `alabel --help` does not load torch.
+    from transformers.utils import logging as transformers_logging
+
     from agentic_labeling.models.tiny import MODEL_NAMES, make_tiny_models
+
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # noise
 
     existing = [name for name in MODEL_NAMES if (directory / name).exists()]
     if existing and not overwrite:

@@ -1,0 +1,144 @@
+"""`<data-dir>/run/mesh.json`: what `alabel up` started, so that `alabel down` can stop it.
+
+One record per part of the mesh (triton, registry, orchestrator): the address clients use, and
+for a process `alabel up` started, its pid, the pid's start time (so a pid reused by another
+program is never signalled) and its log file. A part run elsewhere (an external Triton) has no
+pid and is never stopped. The file is replaced atomically and only changed under a lock, so two
+`up`/`down` commands cannot race.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentic_labeling.cli.mesh_processes import process_is_running
+from agentic_labeling.errors import FailedPrecondition
+
+__all__ = ["Component", "MeshState", "MeshStateFile"]
+
+_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Component:
+    """One part of the mesh as `alabel up` left it."""
+
+    name: str
+    address: str
+    pid: int | None = None  # None: not started by `alabel up` (an external server)
+    start_ticks: int | None = None  # the process's start time, from /proc/<pid>/stat
+    log_file: str | None = None
+    urls: Mapping[str, str] = field(default_factory=dict)  # other endpoints, e.g. metrics
+
+    @property
+    def managed(self) -> bool:
+        return self.pid is not None
+
+    def is_running(self) -> bool:
+        return self.pid is not None and process_is_running(self.pid, self.start_ticks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "address": self.address,
+            "pid": self.pid,
+            "start_ticks": self.start_ticks,
+            "log_file": self.log_file,
+            "urls": dict(self.urls),
+            "managed": self.managed,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Component:
+        pid = data.get("pid")
+        ticks = data.get("start_ticks")
+        log_file = data.get("log_file")
+        return cls(
+            name=str(data["name"]),
+            address=str(data["address"]),
+            pid=int(pid) if pid is not None else None,
+            start_ticks=int(ticks) if ticks is not None else None,
+            log_file=str(log_file) if log_file is not None else None,
+            urls={str(k): str(v) for k, v in dict(data.get("urls") or {}).items()},
+        )
+
+
+@dataclass
+class MeshState:
+    """The parts in start order (triton, registry, orchestrator)."""
+
+    components: list[Component] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)
+
+    def running(self) -> list[Component]:
+        """The parts `alabel up` started that still run."""
+        return [c for c in self.components if c.is_running()]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": _FORMAT,
+            "started_at": self.started_at,
+            "components": [c.to_json() for c in self.components],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MeshState:
+        return cls(
+            components=[Component.from_json(c) for c in data["components"]],
+            started_at=float(data["started_at"]),
+        )
+
+
+class MeshStateFile:
+    """Reads, writes and locks the state file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Held while starting or stopping, so two commands never act on one mesh at once."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.with_suffix(".lock").open("w") as lock_file:
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                if error.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                raise FailedPrecondition(
+                    f"another `alabel up` or `alabel down` is working on this mesh ({self.path});"
+                    " try again when it is done",
+                    reason="MESH_BUSY",
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def load(self) -> MeshState | None:
+        try:
+            return MeshState.from_json(json.loads(self.path.read_text()))
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError):
+            raise FailedPrecondition(
+                f"{self.path} is not a state file written by `alabel up`; remove it",
+                reason="BAD_STATE_FILE",
+            ) from None
+
+    def save(self, state: MeshState) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".json.partial")
+        partial.write_text(json.dumps(state.to_json(), indent=2) + "\n")
+        partial.replace(self.path)  # atomic: a reader never sees half a file
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
