@@ -72,8 +72,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
-import fcntl
 import filecmp
 import importlib.metadata
 import json
@@ -88,7 +86,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -96,6 +94,7 @@ from typing import Any, Literal
 from agentic_labeling.errors import FailedPrecondition, InvalidArgument, Unavailable
 from agentic_labeling.local_mesh import unused_port
 from agentic_labeling.settings import ENV_PREFIX
+from agentic_labeling.state_file import StateFile
 
 __all__ = [
     "ModelStatus",
@@ -745,42 +744,18 @@ def query_status(address: str, timeout_s: float = 5.0) -> TritonStatus:
 # --- the state file of a server started in the background ------------------------------------
 
 
-class TritonStateFile:
+class TritonStateFile(StateFile[TritonHandle]):
     """`<data_dir>/run/triton.json`: the pid and ports of the server `alabel triton start` ran."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Held while starting or stopping, so two commands cannot race on one server."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.with_suffix(".lock").open("w") as lock_file:
-            try:
-                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as error:
-                if error.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                raise FailedPrecondition(
-                    f"another `alabel triton` command is starting or stopping the server"
-                    f" ({self.path}); try again when it is done",
-                    reason="TRITON_BUSY",
-                ) from None
-            try:
-                yield
-            finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-    def load(self) -> TritonHandle | None:
-        try:
-            return TritonHandle.from_json(json.loads(self.path.read_text()))
-        except FileNotFoundError:
-            return None
-        except (ValueError, KeyError, TypeError):
-            raise FailedPrecondition(
-                f"{self.path} is not a state file written by `alabel triton start`; remove it",
-                reason="BAD_STATE_FILE",
-            ) from None
+        super().__init__(
+            path,
+            decode=TritonHandle.from_json,
+            encode=TritonHandle.to_json,
+            written_by="alabel triton start",
+            busy="another `alabel triton` command is starting or stopping the server",
+            busy_reason="TRITON_BUSY",
+        )
 
     def load_running(
         self, on_stale: Callable[[TritonHandle], None] | None = None
@@ -793,12 +768,3 @@ class TritonStateFile:
         if on_stale is not None:
             on_stale(handle)
         return None
-
-    def save(self, handle: TritonHandle) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_suffix(".json.partial")
-        partial.write_text(json.dumps(handle.to_json(), indent=2) + "\n")
-        partial.replace(self.path)  # atomic: a reader never sees half a file
-
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)

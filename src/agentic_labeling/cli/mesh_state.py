@@ -9,18 +9,14 @@ pid and is never stopped. The file is replaced atomically and only changed under
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
-import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agentic_labeling.cli.mesh_processes import process_is_running
-from agentic_labeling.errors import FailedPrecondition
+from agentic_labeling.state_file import StateFile
 
 __all__ = ["Component", "MeshState", "MeshStateFile"]
 
@@ -97,48 +93,15 @@ class MeshState:
         )
 
 
-class MeshStateFile:
-    """Reads, writes and locks the state file."""
+class MeshStateFile(StateFile[MeshState]):
+    """`<data_dir>/run/mesh.json`: what `alabel up` started."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Held while starting or stopping, so two commands never act on one mesh at once."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.with_suffix(".lock").open("w") as lock_file:
-            try:
-                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as error:
-                if error.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                raise FailedPrecondition(
-                    f"another `alabel up` or `alabel down` is working on this mesh ({self.path});"
-                    " try again when it is done",
-                    reason="MESH_BUSY",
-                ) from None
-            try:
-                yield
-            finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-    def load(self) -> MeshState | None:
-        try:
-            return MeshState.from_json(json.loads(self.path.read_text()))
-        except FileNotFoundError:
-            return None
-        except (ValueError, KeyError, TypeError):
-            raise FailedPrecondition(
-                f"{self.path} is not a state file written by `alabel up`; remove it",
-                reason="BAD_STATE_FILE",
-            ) from None
-
-    def save(self, state: MeshState) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_suffix(".json.partial")
-        partial.write_text(json.dumps(state.to_json(), indent=2) + "\n")
-        partial.replace(self.path)  # atomic: a reader never sees half a file
-
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
+        super().__init__(
+            path,
+            decode=MeshState.from_json,
+            encode=MeshState.to_json,
+            written_by="alabel up",
+            busy="another `alabel up` or `alabel down` is working on this mesh",
+            busy_reason="MESH_BUSY",
+        )
