@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal
 
 import click
 
 from agentic_labeling.cli.failures import CliFailure
-from agentic_labeling.cli.params import json_option
+from agentic_labeling.cli.params import json_option, port_option
 from agentic_labeling.cli.settings_options import current_settings
 from agentic_labeling.settings import Settings
 
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = ["down", "up"]
 
-_F = TypeVar("_F", bound=Callable[..., Any])
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Settings)}
 
@@ -35,17 +33,6 @@ def _state_file(settings: Settings) -> MeshStateFile:
     from agentic_labeling.cli.mesh_state import MeshStateFile
 
     return MeshStateFile(settings.data_dir / "run" / "mesh.json")
-
-
-def _triton_port_option(name: str, default: int, what: str) -> Callable[[_F], _F]:
-    return click.option(
-        f"--triton-{name}-port",
-        type=click.IntRange(0, 65535),
-        default=default,
-        show_default=True,
-        metavar="PORT",
-        help=f"Port of the local Triton's {what} on --host; 0 picks a free port.",
-    )
 
 
 @click.command(
@@ -76,9 +63,15 @@ already started are stopped again and the tail of the failed part's log is shown
     show_default=True,
     help="Where the local Triton runs the models; auto picks the GPU when one is visible.",
 )
-@_triton_port_option("grpc", 8001, "gRPC endpoint (what the orchestrator uses)")
-@_triton_port_option("http", 8000, "HTTP/REST endpoint")
-@_triton_port_option("metrics", 8002, "Prometheus metrics endpoint")
+@port_option(
+    "--triton-grpc-port",
+    8001,
+    "Port of the local Triton's gRPC endpoint (what the orchestrator uses)",
+)
+@port_option("--triton-http-port", 8000, "Port of the local Triton's HTTP/REST endpoint")
+@port_option(
+    "--triton-metrics-port", 8002, "Port of the local Triton's Prometheus metrics endpoint"
+)
 @click.option(
     "--ready-timeout",
     type=click.FloatRange(min=0),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -11,6 +13,7 @@ __all__ = [
     "json_option",
     "parse_name_list",
     "parse_split_ratios",
+    "port_option",
     "yes_option",
 ]
 
@@ -72,3 +75,18 @@ filter_option = click.option(
 yes_option = click.option(
     "--yes", "-y", is_flag=True, help="Do not ask for confirmation (for scripts)."
 )
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def port_option(flag: str, default: int, what: str) -> Callable[[_F], _F]:
+    """A `--...-port` option for a server this command starts on --host (0: a free port)."""
+    return click.option(
+        flag,
+        type=click.IntRange(0, 65535),
+        default=default,
+        show_default=True,
+        metavar="PORT",
+        help=f"{what} on --host; 0 picks a free port.",
+    )

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal
 
 import click
 
 from agentic_labeling.cli.failures import CliFailure
 from agentic_labeling.cli.groups import AlabelGroup
-from agentic_labeling.cli.params import json_option
+from agentic_labeling.cli.params import json_option, port_option
 from agentic_labeling.cli.settings_options import current_settings
 from agentic_labeling.errors import AlreadyExists
 from agentic_labeling.settings import Settings
@@ -28,7 +27,6 @@ if TYPE_CHECKING:
 
 __all__ = ["triton"]
 
-_F = TypeVar("_F", bound=Callable[..., Any])
 
 _DEFAULT_TRITON_URL = next(
     f.default for f in dataclasses.fields(Settings) if f.name == "triton_url"
@@ -51,17 +49,6 @@ def _report_stale(handle: TritonHandle) -> None:
         f"removed a stale state file: tritonserver pid {handle.pid} (gRPC {handle.address})"
         " is no longer running",
         err=True,
-    )
-
-
-def _port_option(name: str, default: int, what: str) -> Callable[[_F], _F]:
-    return click.option(
-        f"--{name}-port",
-        type=click.IntRange(0, 65535),
-        default=default,
-        show_default=True,
-        metavar="PORT",
-        help=f"{what} on --host; 0 picks a free port.",
     )
 
 
@@ -96,9 +83,9 @@ Examples:
     show_default=True,
     help="Where model instances run; auto picks the GPU when one is visible.",
 )
-@_port_option("grpc", 8001, "Port of Triton's gRPC endpoint (what --triton-url names)")
-@_port_option("http", 8000, "Port of Triton's HTTP/REST endpoint")
-@_port_option("metrics", 8002, "Port of Triton's Prometheus metrics endpoint")
+@port_option("--grpc-port", 8001, "Port of Triton's gRPC endpoint (what --triton-url names)")
+@port_option("--http-port", 8000, "Port of Triton's HTTP/REST endpoint")
+@port_option("--metrics-port", 8002, "Port of Triton's Prometheus metrics endpoint")
 @click.option(
     "--torch-threads",
     type=click.IntRange(min=1),
