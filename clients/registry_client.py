@@ -137,11 +137,12 @@ class RegistryClient:
         height: int,
         content_sha256: str = "",
         display_name: str = "",
+        image_data: bytes = b"",
         return_existing: bool = True,
         timeout_s: float | None = None,
     ) -> registry_pb2.Source:
         """Register a source (`kind`: a common_pb2.SourceKind); with `return_existing` a known
-        content hash returns its source."""
+        content hash returns its source. `image_data` goes to the registry's image store."""
         request = registry_pb2.CreateSourceRequest(
             source=registry_pb2.Source(
                 kind=kind,
@@ -151,6 +152,7 @@ class RegistryClient:
                 display_name=display_name,
             ),
             return_existing=return_existing,
+            image_data=image_data,
         )
         source: registry_pb2.Source = await self._call("CreateSource", request, timeout_s)
         return source
@@ -161,10 +163,16 @@ class RegistryClient:
         return source
 
     async def create_frame(
-        self, parent: str, frame: registry_pb2.Frame, *, timeout_s: float | None = None
+        self,
+        parent: str,
+        frame: registry_pb2.Frame,
+        *,
+        image_data: bytes = b"",
+        timeout_s: float | None = None,
     ) -> registry_pb2.Frame:
-        """Add a frame to the video source `parent`; AlreadyExists when its index is taken."""
-        request = registry_pb2.CreateFrameRequest(parent=parent, frame=frame)
+        """Add a frame to the video source `parent`; AlreadyExists when its index is taken.
+        `image_data` goes to the registry's image store."""
+        request = registry_pb2.CreateFrameRequest(parent=parent, frame=frame, image_data=image_data)
         created: registry_pb2.Frame = await self._call("CreateFrame", request, timeout_s)
         return created
 

@@ -33,6 +33,7 @@ from agentic_labeling.errors import InvalidArgument
 from agentic_labeling.filtering import Comparison, Expr, parse_filter
 from agentic_labeling.registry.database import Database, open_database
 from agentic_labeling.registry.edge_vectors import EdgeVectorStore
+from agentic_labeling.registry.image_store import ImageStore
 from agentic_labeling.registry.masks import MaskStore, decode_mask_png
 from agentic_labeling.registry.qdrant_server_vectors import QdrantServerVectorStore
 from agentic_labeling.registry.queryable_fields import OBJECT_FILTER
@@ -102,6 +103,7 @@ class Registry:
         self.database = database
         self.vectors = vectors
         self.masks = masks
+        self.images = ImageStore(settings.data_dir / "images")
         self.repository = Repository(
             database,
             embedding_dim=settings.embedding_dimension,

@@ -34,7 +34,6 @@ import hashlib
 import io
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,13 +44,13 @@ import numpy.typing as npt
 from PIL import Image
 
 from agentic_labeling.errors import InvalidArgument, NotFound, ResourceExhausted
+from agentic_labeling.registry.atomic_files import TEMP_SUFFIX, fsync_directory, write_atomically
 
 __all__ = ["MAX_MASK_BYTES", "MaskStore", "decode_mask_png", "encode_mask_png"]
 
 MAX_MASK_BYTES = 100_000
 """The largest mask file accepted (100 KB)."""
 
-_TEMP_SUFFIX = ".tmp"
 _HEX2 = re.compile(r"[0-9a-f]{2}")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -122,7 +121,7 @@ class MaskStore:
                 },
             )
         target.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(target, data)
+        write_atomically(target, data)
         return len(data)
 
     def read_png(self, object_id: UUID | str) -> bytes:
@@ -148,7 +147,7 @@ class MaskStore:
             target.unlink()
         except FileNotFoundError:
             return False
-        _fsync_directory(target.parent)
+        fsync_directory(target.parent)
         return True
 
     def iter_ids(self) -> Iterator[UUID]:
@@ -174,7 +173,7 @@ class MaskStore:
             return 0
         cutoff = time.time() - older_than_s
         removed = 0
-        for stale in self.directory.glob(f"*/*/.*{_TEMP_SUFFIX}"):
+        for stale in self.directory.glob(f"*/*/.*{TEMP_SUFFIX}"):
             with contextlib.suppress(FileNotFoundError):
                 if stale.stat().st_mtime <= cutoff:
                     stale.unlink()
@@ -201,29 +200,3 @@ def _mask_file_id(name: str) -> UUID | None:
     except ValueError:
         return None
     return key if f"{key}.png" == name else None
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    handle, temp_name = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.stem}.", suffix=_TEMP_SUFFIX
-    )
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp_name, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
-    _fsync_directory(target.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename or unlink in `directory` durable (POSIX: fsync the directory)."""
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

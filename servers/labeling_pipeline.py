@@ -12,7 +12,8 @@ retried frame) is fine. A `video_key` that is a SHA-256 (64 lower-case hex digit
 be the video file's) is the source's content hash: a later stream finds the same source again,
 so an interrupted video resumes like images do. Any other key names a new source in each
 stream. With `skip_registered`, an image whose frame already has objects is answered with
-those objects (`already_registered`) and no model runs.
+those objects (`already_registered`) and no model runs. The image's bytes go with its
+CreateSource / CreateFrame into the registry's image store, from which datasets are exported.
 
 Exactly once. The batch's request_id is a UUIDv5 of the client's id, the image's SHA-256, its
 source and frame, and the config's fingerprint (the settings that decide the objects: classes,
@@ -305,6 +306,7 @@ class LabelingPipeline:
                 height=checked.height,
                 content_sha256=checked.sha256,
                 display_name=checked.display_name,
+                image_data=checked.data,
                 return_existing=True,
                 timeout_s=remaining(),
             )
@@ -339,6 +341,7 @@ class LabelingPipeline:
                     timestamp=frame.timestamp,
                     content_sha256=checked.sha256,
                 ),
+                image_data=checked.data,
                 timeout_s=remaining(),
             )
         return _Place(source, frame.frame_index, source.object_count > 0)

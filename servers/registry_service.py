@@ -9,6 +9,7 @@ status codes in one place (servers/error_status.py).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -49,6 +50,11 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.CreateSourceRequest, context: Any
     ) -> registry_pb2.Source:
         new, source_id = wire.new_source(request)
+        if request.image_data:
+            sha256 = self._registry.images.put(
+                request.image_data, expected_sha256=new.content_sha256
+            )
+            new = dataclasses.replace(new, content_sha256=sha256)
         created = await self._repo.sources.create(
             new, source_id=source_id, return_existing=request.return_existing
         )
@@ -79,6 +85,11 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.CreateFrameRequest, context: Any
     ) -> registry_pb2.Frame:
         source_id, new = wire.new_frame(request)
+        if request.image_data:
+            sha256 = self._registry.images.put(
+                request.image_data, expected_sha256=new.content_sha256
+            )
+            new = dataclasses.replace(new, content_sha256=sha256)
         return wire.frame_message(await self._repo.sources.create_frame(source_id, new))
 
     async def ListFrames(

@@ -340,7 +340,49 @@ def _bad_inputs(source: registry_pb2.Source) -> list[tuple[str, object, grpc.Sta
             invalid,
             "source.kind",
         ),
+        (
+            "CreateSource",
+            registry_pb2.CreateSourceRequest(
+                source=registry_pb2.Source(kind=common_pb2.SOURCE_KIND_IMAGE, width=4, height=4),
+                image_data=b"these bytes are no image",
+            ),
+            invalid,
+            "image_data",
+        ),
+        (
+            "CreateSource",
+            registry_pb2.CreateSourceRequest(
+                source=registry_pb2.Source(
+                    kind=common_pb2.SOURCE_KIND_IMAGE, width=4, height=4, content_sha256="0" * 64
+                ),
+                image_data=_png_bytes(4, 4),
+            ),
+            invalid,
+            "image_data",
+        ),
     ]
+
+
+def _png_bytes(width: int, height: int, seed: int = 0) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_source_sent_with_its_image_is_named_by_the_images_hash(
+    stub: registry_pb2_grpc.RegistryServiceStub,
+) -> None:
+    data = _png_bytes(WIDTH, HEIGHT, seed=7)
+    request = registry_pb2.CreateSourceRequest(
+        source=registry_pb2.Source(kind=common_pb2.SOURCE_KIND_IMAGE, width=WIDTH, height=HEIGHT),
+        image_data=data,
+        return_existing=True,
+    )
+    first = stub.CreateSource(request, timeout=30)
+    again = stub.CreateSource(request, timeout=30)
+    assert first.content_sha256 == hashlib.sha256(data).hexdigest()
+    assert again.name == first.name
 
 
 def test_bad_inputs_get_precise_codes_naming_the_field_and_the_server_stays_up(

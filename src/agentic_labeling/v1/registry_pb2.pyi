@@ -147,14 +147,16 @@ class Track(_message.Message):
     def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., category: _Optional[str] = ..., first_frame_index: _Optional[int] = ..., last_frame_index: _Optional[int] = ..., object_count: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[LabeledObject, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateSourceRequest(_message.Message):
-    __slots__ = ("source", "source_id", "return_existing")
+    __slots__ = ("source", "source_id", "return_existing", "image_data")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     RETURN_EXISTING_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_DATA_FIELD_NUMBER: _ClassVar[int]
     source: Source
     source_id: str
     return_existing: bool
-    def __init__(self, source: _Optional[_Union[Source, _Mapping]] = ..., source_id: _Optional[str] = ..., return_existing: _Optional[bool] = ...) -> None: ...
+    image_data: bytes
+    def __init__(self, source: _Optional[_Union[Source, _Mapping]] = ..., source_id: _Optional[str] = ..., return_existing: _Optional[bool] = ..., image_data: _Optional[bytes] = ...) -> None: ...
 
 class GetSourceRequest(_message.Message):
     __slots__ = ("name",)
@@ -191,12 +193,14 @@ class DeleteSourceRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class CreateFrameRequest(_message.Message):
-    __slots__ = ("parent", "frame")
+    __slots__ = ("parent", "frame", "image_data")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     FRAME_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_DATA_FIELD_NUMBER: _ClassVar[int]
     parent: str
     frame: Frame
-    def __init__(self, parent: _Optional[str] = ..., frame: _Optional[_Union[Frame, _Mapping]] = ...) -> None: ...
+    image_data: bytes
+    def __init__(self, parent: _Optional[str] = ..., frame: _Optional[_Union[Frame, _Mapping]] = ..., image_data: _Optional[bytes] = ...) -> None: ...
 
 class ListFramesRequest(_message.Message):
     __slots__ = ("parent", "page_size", "page_token")
