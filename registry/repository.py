@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from agentic_labeling.registry.categories import CategoryStore
 from agentic_labeling.registry.database import Database
+from agentic_labeling.registry.datasets import DatasetStore
 from agentic_labeling.registry.object_batches import BatchLimits
 from agentic_labeling.registry.objects import ObjectStore
 from agentic_labeling.registry.outbox import StoreScans, VectorOutbox
@@ -55,3 +56,4 @@ class Repository:
         self.tracks = TrackStore(db)
         self.outbox = VectorOutbox(db)
         self.scans = StoreScans(db)
+        self.datasets = DatasetStore(db)
