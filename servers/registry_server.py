@@ -11,14 +11,16 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from google.longrunning import operations_pb2_grpc
 
 from agentic_labeling.registry.coordinator import Registry
 from agentic_labeling.servers.bootstrap import ServiceRegistration, run_server
+from agentic_labeling.servers.dataset_service import DatasetServicer
+from agentic_labeling.servers.operation_store import OperationStore
 from agentic_labeling.servers.registry_service import (
-    DatasetServicer,
     OperationsServicer,
     RegistryServicer,
     TrainingServicer,
@@ -28,8 +30,12 @@ from agentic_labeling.v1 import dataset_pb2_grpc, registry_pb2_grpc, training_pb
 
 __all__ = ["open_services", "run", "services"]
 
+STALE_BUILD_AFTER = timedelta(minutes=10)
 
-def services(registry: Registry) -> Sequence[ServiceRegistration]:
+
+def services(
+    registry: Registry, operations: OperationStore, settings: Settings
+) -> Sequence[ServiceRegistration]:
     return [
         ServiceRegistration(
             "agentic_labeling.v1.RegistryService",
@@ -40,7 +46,8 @@ def services(registry: Registry) -> Sequence[ServiceRegistration]:
         ServiceRegistration(
             "agentic_labeling.v1.DatasetService",
             functools.partial(
-                dataset_pb2_grpc.add_DatasetServiceServicer_to_server, DatasetServicer()
+                dataset_pb2_grpc.add_DatasetServiceServicer_to_server,
+                DatasetServicer(registry, operations, settings),
             ),
         ),
         ServiceRegistration(
@@ -52,7 +59,8 @@ def services(registry: Registry) -> Sequence[ServiceRegistration]:
         ServiceRegistration(
             "google.longrunning.Operations",
             functools.partial(
-                operations_pb2_grpc.add_OperationsServicer_to_server, OperationsServicer()
+                operations_pb2_grpc.add_OperationsServicer_to_server,
+                OperationsServicer(operations),
             ),
         ),
     ]
@@ -62,9 +70,13 @@ def services(registry: Registry) -> Sequence[ServiceRegistration]:
 async def open_services(settings: Settings) -> AsyncIterator[Sequence[ServiceRegistration]]:
     """The services on opened stores, which are closed again on exit."""
     registry = await Registry.open(settings)
+    # Builds run inside a server; one BUILDING for this long had its server die under it.
+    await registry.repository.datasets.fail_stale_builds(STALE_BUILD_AFTER)
+    operations = OperationStore()
     try:
-        yield services(registry)
+        yield services(registry, operations, settings)
     finally:
+        await operations.close()  # running jobs stop (and clean up) before the stores close
         await registry.close()
 
 

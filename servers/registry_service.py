@@ -1,5 +1,6 @@
-"""RegistryService on the registry's stores; DatasetService, TrainingService and
-google.longrunning.Operations declared, not built yet (UNIMPLEMENTED).
+"""RegistryService on the registry's stores, google.longrunning.Operations for the slow
+methods of DatasetService (servers/dataset_service.py), and TrainingService declared, not built
+yet (UNIMPLEMENTED).
 
 Each handler converts the request (servers/registry_conversions.py), calls one registry
 operation, and converts the result. Errors are domain errors raised below and mapped to
@@ -19,22 +20,21 @@ import numpy.typing as npt
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import empty_pb2
 
-from agentic_labeling.errors import NotFound
+from agentic_labeling.errors import InvalidArgument, NotFound
 from agentic_labeling.registry.coordinator import Registry
 from agentic_labeling.registry.records import Correction
 from agentic_labeling.registry.resource_names import format_name, not_found
 from agentic_labeling.servers import registry_conversions as wire
+from agentic_labeling.servers.operation_store import OperationStore
 from agentic_labeling.servers.unbuilt import answer_unbuilt_methods
 from agentic_labeling.v1 import (
-    dataset_pb2,
-    dataset_pb2_grpc,
     registry_pb2,
     registry_pb2_grpc,
     training_pb2,
     training_pb2_grpc,
 )
 
-__all__ = ["DatasetServicer", "OperationsServicer", "RegistryServicer", "TrainingServicer"]
+__all__ = ["OperationsServicer", "RegistryServicer", "TrainingServicer"]
 
 Empty = empty_pb2.Empty
 
@@ -323,16 +323,66 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         )
 
 
-@answer_unbuilt_methods(dataset_pb2.DESCRIPTOR.services_by_name["DatasetService"])
-class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
-    """Every method answers UNIMPLEMENTED until datasets are built."""
-
-
 @answer_unbuilt_methods(training_pb2.DESCRIPTOR.services_by_name["TrainingService"])
 class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
     """Every method answers UNIMPLEMENTED until training is built."""
 
 
-@answer_unbuilt_methods(operations_pb2.DESCRIPTOR.services_by_name["Operations"])
 class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignore[misc]
     """google.longrunning.Operations for the slow dataset and training methods."""
+
+    def __init__(self, operations: OperationStore) -> None:
+        self._operations = operations
+
+    async def GetOperation(
+        self, request: operations_pb2.GetOperationRequest, context: Any
+    ) -> operations_pb2.Operation:
+        return self._operations.get(_operation_name(request.name))
+
+    async def ListOperations(
+        self, request: operations_pb2.ListOperationsRequest, context: Any
+    ) -> operations_pb2.ListOperationsResponse:
+        if request.filter:
+            raise InvalidArgument("ListOperations takes no filter here", field="filter")
+        if request.page_size < 0:
+            raise InvalidArgument("page_size must not be negative", field="page_size")
+        operations, token = self._operations.list(
+            page_size=request.page_size, page_token=request.page_token
+        )
+        return operations_pb2.ListOperationsResponse(operations=operations, next_page_token=token)
+
+    async def WaitOperation(
+        self, request: operations_pb2.WaitOperationRequest, context: Any
+    ) -> operations_pb2.Operation:
+        name = _operation_name(request.name)
+        timeout_s: float | None = None
+        if request.HasField("timeout"):
+            timeout_s = request.timeout.ToTimedelta().total_seconds()
+            if timeout_s < 0:
+                raise InvalidArgument("timeout must not be negative", field="timeout")
+        remaining = context.time_remaining()
+        if remaining is not None:  # answer before the caller's deadline, not after it
+            timeout_s = (
+                max(0.0, remaining - 0.1)
+                if timeout_s is None
+                else min(timeout_s, max(0.0, remaining - 0.1))
+            )
+        return await self._operations.wait(name, timeout_s)
+
+    async def CancelOperation(
+        self, request: operations_pb2.CancelOperationRequest, context: Any
+    ) -> Empty:
+        self._operations.cancel(_operation_name(request.name))
+        return Empty()
+
+    async def DeleteOperation(
+        self, request: operations_pb2.DeleteOperationRequest, context: Any
+    ) -> Empty:
+        self._operations.delete(_operation_name(request.name))
+        return Empty()
+
+
+def _operation_name(name: str) -> str:
+    if not name.startswith("operations/") or len(name) == len("operations/"):
+        raise InvalidArgument(f"name must look like operations/{{id}}, got {name!r}", field="name")
+    return name

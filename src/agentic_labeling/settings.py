@@ -64,6 +64,10 @@ class Settings:
     qdrant_url: str = field(
         default="", metadata={"help": "external Qdrant URL (empty: embedded Qdrant engine)"}
     )
+    export_root: Path | None = field(
+        default=None,
+        metadata={"help": "directory dataset exports are written under (empty: DATA_DIR/exports)"},
+    )
     models_dir: Path | None = field(
         default=None, metadata={"help": "directory with model weights in transformers format"}
     )
@@ -100,6 +104,11 @@ class Settings:
 
     def __post_init__(self) -> None:
         _check_settings(self)
+
+    @property
+    def exports_directory(self) -> Path:
+        """Where ExportDataset writes: export_root, or DATA_DIR/exports by default."""
+        return self.export_root if self.export_root is not None else self.data_dir / "exports"
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,147 @@
+"""DatasetService: datasets defined, built, exported and imported on the registry's stores.
+
+The quick methods answer directly. BuildDataset, ExportDataset and ImportLabels check their
+request first (a bad name, format, path or state is refused before anything starts, and
+nothing is written), then run as a long-running operation that clients poll through
+google.longrunning.Operations on the same server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from google.longrunning import operations_pb2
+from google.protobuf import empty_pb2
+
+from agentic_labeling.errors import FailedPrecondition, InvalidArgument
+from agentic_labeling.registry.coordinator import Registry
+from agentic_labeling.registry.dataset_export import (
+    ExportRequest,
+    check_exportable,
+    export_dataset,
+)
+from agentic_labeling.registry.export_target import resolve_target
+from agentic_labeling.registry.ground_truth import import_label_set, open_label_set
+from agentic_labeling.registry.resource_names import format_name, parse_uuid
+from agentic_labeling.servers import dataset_conversions as wire
+from agentic_labeling.servers.operation_store import OperationStore, Progress
+from agentic_labeling.settings import Settings
+from agentic_labeling.v1 import dataset_pb2, dataset_pb2_grpc
+
+__all__ = ["DatasetServicer"]
+
+Empty = empty_pb2.Empty
+
+
+class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
+    def __init__(self, registry: Registry, operations: OperationStore, settings: Settings) -> None:
+        self._registry = registry
+        self._datasets = registry.repository.datasets
+        self._operations = operations
+        self._export_root = settings.exports_directory
+        # Targets being written: a second export to one of them would race for the rename.
+        self._exporting: set[Path] = set()
+
+    async def CreateDataset(
+        self, request: dataset_pb2.CreateDatasetRequest, context: Any
+    ) -> dataset_pb2.Dataset:
+        new, dataset_id = wire.new_dataset(request)
+        return wire.dataset_message(await self._datasets.create(new, dataset_id=dataset_id))
+
+    async def GetDataset(
+        self, request: dataset_pb2.GetDatasetRequest, context: Any
+    ) -> dataset_pb2.Dataset:
+        return wire.dataset_message(await self._datasets.get(wire.dataset_id(request.name)))
+
+    async def ListDatasets(
+        self, request: dataset_pb2.ListDatasetsRequest, context: Any
+    ) -> dataset_pb2.ListDatasetsResponse:
+        page = await self._datasets.list(page_size=request.page_size, page_token=request.page_token)
+        return wire.list_datasets_response(page)
+
+    async def DeleteDataset(self, request: dataset_pb2.DeleteDatasetRequest, context: Any) -> Empty:
+        await self._datasets.delete(wire.dataset_id(request.name))
+        return Empty()
+
+    async def BuildDataset(
+        self, request: dataset_pb2.BuildDatasetRequest, context: Any
+    ) -> operations_pb2.Operation:
+        dataset_id = wire.dataset_id(request.name)
+        await self._datasets.begin_build(dataset_id)
+
+        async def build(progress: Progress) -> dataset_pb2.Dataset:
+            progress.update(stage="snapshotting the membership and splitting")
+            try:
+                built = await self._datasets.build(dataset_id)
+            except BaseException:
+                await asyncio.shield(self._datasets.fail_build(dataset_id))
+                raise
+            objects = sum(s.object_count for s in built.split_stats)
+            progress.update(stage="built", done=objects, total=objects, unit="objects")
+            return wire.dataset_message(built)
+
+        return self._operations.start(format_name("datasets", dataset_id), build)
+
+    async def ExportDataset(
+        self, request: dataset_pb2.ExportDatasetRequest, context: Any
+    ) -> operations_pb2.Operation:
+        dataset_id = wire.dataset_id(request.name)
+        export_format = wire.export_format(request.format)
+        transfer = wire.image_transfer(request.image_transfer)
+        dataset = await self._datasets.get(dataset_id)
+        check_exportable(dataset)
+        target = resolve_target(self._export_root, request.output_dir, overwrite=request.overwrite)
+        export = ExportRequest(dataset, export_format, target, transfer, request.overwrite)
+        self._claim(target)
+
+        async def run(progress: Progress) -> dataset_pb2.ExportDatasetResponse:
+            try:
+                summary = await export_dataset(
+                    export,
+                    self._datasets.images(dataset_id),
+                    self._registry.images,
+                    self._registry.masks,
+                    progress,
+                )
+            finally:
+                self._exporting.discard(target)
+            return wire.export_response(summary, target)
+
+        return self._operations.start(format_name("datasets", dataset_id), run)
+
+    async def ImportLabels(
+        self, request: dataset_pb2.ImportLabelsRequest, context: Any
+    ) -> operations_pb2.Operation:
+        label_format = wire.label_set_format(request.format)
+        if not request.validated_by.strip():
+            raise InvalidArgument("validated_by is required", field="validated_by")
+        if not request.request_id:
+            raise InvalidArgument("request_id is required (a UUID)", field="request_id")
+        request_id: UUID = parse_uuid(request.request_id, field="request_id")
+        if not request.path:
+            raise InvalidArgument("path is required", field="path")
+        label_sets = await asyncio.to_thread(open_label_set, label_format, Path(request.path))
+
+        async def run(progress: Progress) -> dataset_pb2.ImportLabelsResponse:
+            counts = await import_label_set(
+                self._registry,
+                label_sets,
+                validated_by=request.validated_by,
+                request_id=request_id,
+                progress=progress,
+            )
+            return wire.import_response(counts)
+
+        return self._operations.start(request.path, run)
+
+    def _claim(self, target: Path) -> None:
+        if target in self._exporting:
+            raise FailedPrecondition(
+                f"an export to {target} is running; wait for it or pick another output_dir",
+                reason="EXPORT_RUNNING",
+                metadata={"field": "output_dir"},
+            )
+        self._exporting.add(target)
