@@ -6,7 +6,8 @@
 3. labels real photographs shipped inside scikit-image (`alabel label`), then runs the same
    command again to show that a re-run registers nothing twice;
 4. shows stats, a filtered listing and a similarity search (`alabel stats|objects|search`);
-5. says that dataset export is not built yet, and stops the mesh (`alabel down`).
+5. builds a dataset of those objects, exports it as YOLO segmentation and as COCO
+   (`alabel datasets create|build|export`), and stops the mesh (`alabel down`).
 
 The weights are random, so the labels are meaningless; the demo says so, and shows the one
 flag (`--models-dir` with real checkpoints) that switches to real weights.
@@ -41,8 +42,9 @@ def export(name: str, value: str) -> None:
     ENVIRONMENT[name] = value
 
 
-def alabel(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run `alabel ARGS` as a user would, echoing the command and its output."""
+def alabel(*args: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run `alabel ARGS` as a user would, echoing the command and its output (the command
+    only, when `quiet`)."""
     console.print(f"[bold]$ alabel {' '.join(shlex.quote(a) for a in args)}[/bold]")
     result = subprocess.run(
         [sys.executable, "-m", "agentic_labeling", *args],
@@ -52,7 +54,7 @@ def alabel(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         env=ENVIRONMENT,
     )
     output = (result.stdout + result.stderr).rstrip()
-    if output:
+    if output and not quiet:
         console.print(output, markup=False, highlight=False)
     if check and result.returncode != 0:
         raise SystemExit(f"alabel {args[0]} failed with status {result.returncode}")
@@ -120,21 +122,20 @@ def main() -> int:
             if names:
                 alabel("search", "--like", names[0], "--top-k", "3")
             alabel("search", "--like", str(photos / "chelsea.png"), "--top-k", "3")
-            console.rule("Export")
-            console.print(
-                "YOLO / COCO export arrives with the datasets issue; "
-                "`alabel datasets export` says so today:"
-            )
-            alabel(
-                "datasets",
-                "export",
-                "demo",
-                "--format",
-                "coco",
-                "--out",
-                str(work / "coco"),
-                check=False,
-            )
+            console.rule("A dataset, split by source, exported as YOLO-seg and COCO")
+            # The classes the random models happened to find (a class never seen is refused).
+            everything = alabel("objects", "list", "--limit", "1000", "--json", quiet=True)
+            found = {o["category_name"] for o in json.loads(everything.stdout)["objects"]}
+            classes = ",".join(c for c in CLASSES.split(",") if c in found)
+            alabel("datasets", "create", "demo", "--classes", classes, "--split", "0.6,0.2,0.2")
+            alabel("datasets", "build", "demo")
+            alabel("datasets", "export", "demo", "--format", "yolo-segment", "--out", "demo-yolo")
+            alabel("datasets", "export", "demo", "--format", "coco", "--out", "demo-coco")
+            exports = work / "data" / "exports"
+            console.print(f"[bold]$ cat {exports / 'demo-yolo' / 'data.yaml'}[/bold]")
+            console.print((exports / "demo-yolo" / "data.yaml").read_text().rstrip(), markup=False)
+            written = sorted(str(p.relative_to(exports)) for p in exports.rglob("*") if p.is_file())
+            console.print(f"{len(written)} files written, e.g. {', '.join(written[:4])}")
         finally:
             console.rule("Stop the mesh")
             alabel("down")
