@@ -33,7 +33,7 @@ from agentic_labeling.registry.masks import MaskStore
 from agentic_labeling.registry.resource_names import format_name
 from agentic_labeling.registry.yolo_export import write_yolo
 
-__all__ = ["ExportRequest", "check_exportable", "export_dataset"]
+__all__ = ["ExportRequest", "check_exportable", "export_dataset", "image_file", "label_image"]
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,12 @@ from real_parts import Mesh
 from agentic_labeling.v1 import (
     common_pb2,
     dataset_pb2,
-    dataset_pb2_grpc,
     labeling_pb2,
     labeling_pb2_grpc,
     registry_pb2,
     registry_pb2_grpc,
     training_pb2,
+    training_pb2_grpc,
 )
 
 REGISTRY_SERVICES = [
@@ -160,12 +160,12 @@ def test_valid_list_objects_on_an_empty_registry_is_an_empty_page(
     assert response.next_page_token == ""
 
 
-def test_an_unbuilt_dataset_method_is_honestly_unimplemented(
+def test_an_unbuilt_training_method_is_honestly_unimplemented(
     registry_channel: grpc.Channel,
 ) -> None:
-    stub = dataset_pb2_grpc.DatasetServiceStub(registry_channel)
+    stub = training_pb2_grpc.TrainingServiceStub(registry_channel)
     with pytest.raises(grpc.RpcError) as caught:
-        stub.ListDatasets(dataset_pb2.ListDatasetsRequest(), timeout=10)
+        stub.ListRuns(training_pb2.ListRunsRequest(), timeout=10)
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert _error_info(caught.value).reason == "NOT_BUILT_YET"
 
