@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 from uuid import UUID, uuid5
@@ -39,7 +40,7 @@ __all__ = ["ImportCounts", "LabelSetFormat", "import_label_set", "open_label_set
 IMPORTED_MODEL = "import"
 
 
-class LabelSetFormat:
+class LabelSetFormat(StrEnum):
     COCO = "coco"
     YOLO = "yolo"
 
@@ -51,7 +52,7 @@ class ImportCounts:
     categories_created: int
 
 
-def open_label_set(label_format: str, path: Path) -> list[ImportedLabelSet]:
+def open_label_set(label_format: LabelSetFormat, path: Path) -> list[ImportedLabelSet]:
     """The label sets at `path`: a COCO instances JSON, a directory whose
     `annotations/instances_*.json` are all read (our COCO export's layout), or a YOLO
     data.yaml (or a directory holding one)."""

@@ -63,7 +63,7 @@ _TRANSFER: dict[int, ImageTransfer] = {
     dataset_pb2.IMAGE_TRANSFER_SYMLINK: ImageTransfer.SYMLINK,
     dataset_pb2.IMAGE_TRANSFER_HARDLINK: ImageTransfer.HARDLINK,
 }
-_LABEL_FORMAT: dict[int, str] = {
+_LABEL_FORMAT: dict[int, LabelSetFormat] = {
     dataset_pb2.LABEL_FORMAT_COCO: LabelSetFormat.COCO,
     dataset_pb2.LABEL_FORMAT_YOLO: LabelSetFormat.YOLO,
 }
@@ -143,7 +143,7 @@ def image_transfer(value: int) -> ImageTransfer:
     return _TRANSFER[value]
 
 
-def label_set_format(value: int) -> str:
+def label_set_format(value: int) -> LabelSetFormat:
     if value not in _LABEL_FORMAT:
         raise InvalidArgument(
             "format is required: LABEL_FORMAT_COCO or LABEL_FORMAT_YOLO", field="format"

@@ -16,7 +16,7 @@ from PIL import Image
 from agentic_labeling.errors import Cancelled, FailedPrecondition, InvalidArgument
 from agentic_labeling.registry.dataset_export import ExportRequest, export_dataset, image_file
 from agentic_labeling.registry.dataset_records import DatasetImage, Split
-from agentic_labeling.registry.ground_truth import open_label_set
+from agentic_labeling.registry.ground_truth import LabelSetFormat, open_label_set
 from agentic_labeling.registry.image_store import ImageStore
 from agentic_labeling.registry.label_sets import ExportFormat, ImageTransfer
 from agentic_labeling.registry.masks import MaskStore
@@ -132,11 +132,11 @@ async def test_an_image_the_registry_never_received_fails_the_export_by_name(
 
 def test_a_label_set_path_must_be_absolute_existing_and_hold_labels(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="must be absolute"):
-        open_label_set("coco", Path("relative/instances.json"))
+        open_label_set(LabelSetFormat.COCO, Path("relative/instances.json"))
     with pytest.raises(InvalidArgument, match="does not exist"):
-        open_label_set("coco", tmp_path / "missing.json")
+        open_label_set(LabelSetFormat.COCO, tmp_path / "missing.json")
     with pytest.raises(InvalidArgument, match="instances_"):
-        open_label_set("coco", tmp_path)
+        open_label_set(LabelSetFormat.COCO, tmp_path)
 
 
 def test_a_video_frame_is_exported_from_its_own_stored_bytes(tmp_path: Path) -> None:
