@@ -13,7 +13,7 @@ TRITONSERVER := $(TRITON_DIR)/pytriton/tritonserver/bin/tritonserver
 # pip lists every local index it skips; keep set-up output readable.
 QUIET_PIP := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 
-.PHONY: help setup protos lint test demo clean
+.PHONY: help setup protos lint test demo bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
@@ -53,6 +53,17 @@ test: setup lint ## lint, then the whole test suite with coverage (>= 80%)
 demo: setup ## start the mesh on loopback, call it, stop it
 	$(PY) scripts/demo.py
 
+# Every CPU table of BENCHMARKS.md at the size it reports (about 20 minutes on 2 cores); the
+# GPU table and 1M vectors have their own commands there. JSON and plots go to bench-results/.
+BENCH_OUT := bench-results
+bench: setup ## rerun the CPU benchmarks of BENCHMARKS.md into bench-results/
+	mkdir -p $(BENCH_OUT)
+	$(PY) -m bench.registry_ingest --objects 10000 --batch 100 --writers 1,16 --out $(BENCH_OUT)/registry_ingest.json
+	$(PY) -m bench.dataset_export --objects 100000 --out $(BENCH_OUT)/dataset_export.json
+	$(PY) -m bench.vector_search --vectors 100000 --dim 768 --out $(BENCH_OUT)/vector_search_100k.json --plot $(BENCH_OUT)/vector_search_100k.png
+	$(BIN)/alabel models make-tiny $(BENCH_OUT)/tiny-models
+	$(PY) -m bench.models_gpu --models-dir $(BENCH_OUT)/tiny-models --device cpu --images 200 --concurrency 1,4,16 --max-queue-delay-us 0,20000 --max-detections 4 --out $(BENCH_OUT)/mesh_cpu.json
+
 clean: ## remove the venv, tritonserver and caches (the data directory is kept)
-	rm -rf $(VENV) $(TRITON_DIR) .cache .build build dist .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(TRITON_DIR) .cache .build build dist .pytest_cache .mypy_cache .ruff_cache .coverage $(BENCH_OUT)
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
