@@ -46,8 +46,7 @@ from agentic_labeling.registry.label_sets import (
     ImageTransfer,
     LabelImage,
     LabelObject,
-    check_label_image,
-    read_image_header,
+    checked_image_header,
 )
 
 __all__ = ["ANNOTATIONS_DIR", "annotations_file_name", "write_coco"]
@@ -90,14 +89,7 @@ def write_coco(
     object_count = 0
     try:
         for image in images:
-            check_label_image(image, len(class_names))
-            header = read_image_header(image.image_path)
-            if (header.width, header.height) != (image.width, image.height):
-                raise InvalidArgument(
-                    f"image {image.file_stem!r}: file {image.image_path} is {header.width} x "
-                    f"{header.height}, labels are for {image.width} x {image.height}",
-                    field="image",
-                )
+            header = checked_image_header(image, len(class_names))
             records = splits.get(image.split)
             if records is None:
                 (directory / "images" / image.split).mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ __all__ = [
     "LabelImage",
     "LabelObject",
     "check_label_image",
+    "checked_image_header",
     "file_stem_from_name",
     "image_extension",
     "is_safe_file_stem",
@@ -235,6 +236,20 @@ def check_label_image(image: LabelImage, class_count: int) -> None:
         )
     for index, item in enumerate(image.objects):
         _check_object(item, image, f"{where}, object {index}", class_count)
+
+
+def checked_image_header(image: LabelImage, class_count: int) -> ImageHeader:
+    """`check_label_image`, then the header of the image's file, which must be the size the
+    labels are for (InvalidArgument naming the image otherwise). Both writers start here."""
+    check_label_image(image, class_count)
+    header = read_image_header(image.image_path)
+    if (header.width, header.height) != (image.width, image.height):
+        raise InvalidArgument(
+            f"image {image.file_stem!r}: file {image.image_path} is {header.width} x "
+            f"{header.height}, labels are for {image.width} x {image.height}",
+            field="image",
+        )
+    return header
 
 
 def _check_object(item: LabelObject, image: LabelImage, where: str, class_count: int) -> None:

@@ -45,8 +45,7 @@ from agentic_labeling.registry.label_sets import (
     ImageTransfer,
     LabelImage,
     LabelObject,
-    check_label_image,
-    read_image_header,
+    checked_image_header,
 )
 from agentic_labeling.registry.mask_polygons import box_polygon, mask_to_polygons
 
@@ -77,14 +76,7 @@ def write_yolo(
     image_count = 0
     object_count = 0
     for image in images:
-        check_label_image(image, len(class_names))
-        header = read_image_header(image.image_path)
-        if (header.width, header.height) != (image.width, image.height):
-            raise InvalidArgument(
-                f"image {image.file_stem!r}: file {image.image_path} is {header.width} x "
-                f"{header.height}, labels are for {image.width} x {image.height}",
-                field="image",
-            )
+        header = checked_image_header(image, len(class_names))
         if image.split not in splits_written:
             (directory / "images" / image.split).mkdir(parents=True, exist_ok=True)
             (directory / "labels" / image.split).mkdir(parents=True, exist_ok=True)
