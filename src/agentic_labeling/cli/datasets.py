@@ -288,7 +288,7 @@ def datasets_build(name: str, as_json: bool) -> None:
     epilog="""\b
 Examples:
   alabel datasets export street --format yolo-detect --out street-yolo
-  alabel datasets export street --format coco --out street-coco --link""",
+  alabel datasets export street --format coco --out street-coco --link symlink""",
 )
 @click.argument("name")
 @click.option(
