@@ -21,11 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 from uuid import uuid4
 
 from google.longrunning import operations_pb2
@@ -103,7 +101,6 @@ class _Entry:
     name: str
     progress: Progress
     task: asyncio.Task[protobuf_message.Message]
-    create_ns: int
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     result: operations_pb2.Operation | None = None
 
@@ -122,7 +119,7 @@ class OperationStore:
         name = f"operations/{uuid4()}"
         progress = Progress(target=target)
         task = asyncio.get_running_loop().create_task(_run(job, progress), name=name)
-        entry = _Entry(name, progress, task, time.monotonic_ns())
+        entry = _Entry(name, progress, task)
         self._entries[name] = entry
         task.add_done_callback(lambda _: self._finish(entry))
         return self._message(entry)
@@ -130,7 +127,9 @@ class OperationStore:
     def get(self, name: str) -> operations_pb2.Operation:
         return self._message(self._entry(name))
 
-    def list(self, *, page_size: int = 0, page_token: str = "") -> tuple[list[Any], str]:
+    def list(
+        self, *, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[operations_pb2.Operation], str]:
         """Newest first; the token is the name of the last operation of the previous page."""
         size = min(page_size or 50, 1000)
         names = list(reversed(self._entries))
@@ -171,11 +170,15 @@ class OperationStore:
         del self._entries[name]
 
     async def close(self) -> None:
-        """Cancel every running job and wait for them: used when the server stops."""
-        running = [e.task for e in self._entries.values() if not e.task.done()]
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        """Cancel every running job and wait for them: used when the server stops.
+
+        The flag stops work a job runs in a thread (an export's writer), which cancelling
+        its task cannot reach; the task's cancellation stops the rest."""
+        running = [e for e in self._entries.values() if not e.task.done()]
+        for entry in running:
+            entry.progress.cancel_requested = True
+            entry.task.cancel()
+        await asyncio.gather(*(e.task for e in running), return_exceptions=True)
 
     def _entry(self, name: str) -> _Entry:
         entry = self._entries.get(name)
