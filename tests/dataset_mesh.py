@@ -109,8 +109,11 @@ def bbox(mask: np.ndarray) -> common_pb2.BoundingBox:
     )
 
 
-def register(mesh: Mesh, seed: int, *, validated: bool = True) -> tuple[str, dict[str, np.ndarray]]:
-    """A source sent with its image, holding a ring and a two-part pair; its masks by name."""
+def register(
+    mesh: Mesh, seed: int, *, validated: bool = True, with_image: bool = True
+) -> tuple[str, dict[str, np.ndarray]]:
+    """A source sent with its image (unless not `with_image`), holding a ring and a two-part
+    pair; its masks by name."""
     source = mesh.registry.CreateSource(
         registry_pb2.CreateSourceRequest(
             source=registry_pb2.Source(
@@ -119,7 +122,7 @@ def register(mesh: Mesh, seed: int, *, validated: bool = True) -> tuple[str, dic
                 height=HEIGHT,
                 display_name=f"photo {seed}.png",
             ),
-            image_data=photo(seed),
+            image_data=photo(seed) if with_image else b"",
             return_existing=True,
         ),
         timeout=30,

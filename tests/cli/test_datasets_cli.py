@@ -107,3 +107,17 @@ def test_export_of_a_dataset_never_built_says_to_build_it(mesh: Mesh) -> None:
     assert "FAILED_PRECONDITION" in result.stderr
     assert "build it first" in result.stderr
     assert not (mesh.export_root / "x").exists()
+
+
+def test_an_export_that_fails_while_running_says_why_and_leaves_nothing(mesh: Mesh) -> None:
+    source, _ = register(mesh, 99, with_image=False)  # its image never reached the registry
+    created = _alabel(
+        mesh, "datasets", "create", "blind", "--classes", "ring", "--filter", f'source = "{source}"'
+    )
+    assert created.exit_code == 0, created.output
+    assert _alabel(mesh, "datasets", "build", "blind").exit_code == 0
+    result = _alabel(mesh, "datasets", "export", "blind", "--format", "coco", "--out", "blind")
+    assert result.exit_code == 1
+    assert "exporting blind failed: FAILED_PRECONDITION" in result.stderr
+    assert "reason: IMAGE_NOT_STORED" in result.stderr
+    assert not (mesh.export_root / "blind").exists()

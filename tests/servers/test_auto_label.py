@@ -58,19 +58,24 @@ MAX_OBJECTS = 3  # keeps the random tiny Florence-2 fast
 
 
 @pytest.fixture(scope="module")
+def registry_data() -> Iterator[Path]:
+    data_dirs = registry_data_dir()
+    yield next(data_dirs)
+    next(data_dirs, None)
+
+
+@pytest.fixture(scope="module")
 def registry(
-    tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory, registry_data: Path
 ) -> Iterator[ManagedProcess]:
     dimension = Dinov2Embedder.load(tiny_models_dir / "dinov2").dimension
-    data_dirs = registry_data_dir()
     process = start_server_process(
         "registry",
         tmp_path_factory.mktemp("auto-label-registry"),
-        ["--data-dir", str(next(data_dirs)), "--embedding-dimension", str(dimension)],
+        ["--data-dir", str(registry_data), "--embedding-dimension", str(dimension)],
     )
     yield process
     assert process.stop() == 0, process.log.read_text()[-4000:]
-    next(data_dirs, None)
 
 
 @pytest.fixture(scope="module")
@@ -395,6 +400,20 @@ async def test_resent_images_are_registered_once_and_skip_registered_runs_no_mod
     assert all(r.already_registered for r in skipped.values())
     assert all(not r.timings.HasField("detect") for r in skipped.values())
     assert {k: r.source for k, r in skipped.items()} == {k: r.source for k, r in first.items()}
+
+
+async def test_every_image_is_kept_byte_for_byte_in_the_registrys_image_store(
+    stub: labeling_pb2_grpc.LabelingServiceStub, registry_data: Path
+) -> None:
+    """Exports need the pixels: the orchestrator hands each image's bytes to the registry."""
+    images = _images("kept", 3)
+    answers = await _label(stub, [_config(["kept cat"]), *images])
+    assert all(r.status.code == 0 for r in answers)
+    for request in images:
+        data = request.item.image.data
+        sha256 = hashlib.sha256(data).hexdigest()
+        stored = registry_data / "images" / sha256[:2] / sha256[2:4] / sha256
+        assert stored.read_bytes() == data
 
 
 async def test_a_retry_whose_models_computed_other_numbers_answers_the_stored_objects(
