@@ -21,7 +21,7 @@ import contextlib
 import inspect
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -53,6 +53,7 @@ __all__ = [
     "describe_rpc_error",
     "rpc_error_details",
     "status_code_for",
+    "status_details",
     "status_message",
     "to_rpc_status",
 ]
@@ -407,10 +408,26 @@ def rpc_error_details(err: grpc.RpcError) -> RpcErrorDetails:
     details_of = getattr(err, "details", None)
     code = code_of() if callable(code_of) else None
     message = details_of() if callable(details_of) else None
+    rich = _rich_status(err)
+    return _details(
+        code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN,
+        message if isinstance(message, str) else str(err),
+        rich.details if rich is not None else (),
+    )
+
+
+def status_details(status: status_pb2.Status) -> RpcErrorDetails:
+    """The same reading of a google.rpc.Status carried in a message (an operation's error)."""
+    code = next((c for c in grpc.StatusCode if c.value[0] == status.code), grpc.StatusCode.UNKNOWN)
+    return _details(code, status.message, status.details)
+
+
+def _details(
+    code: grpc.StatusCode, message: str, details: Iterable[any_pb2.Any]
+) -> RpcErrorDetails:
     found: dict[str, Any] = {}
     violations: list[FieldViolation] = []
-    rich = _rich_status(err)
-    for detail in rich.details if rich is not None else ():
+    for detail in details:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
             detail.Unpack(info)
@@ -426,12 +443,7 @@ def rpc_error_details(err: grpc.RpcError) -> RpcErrorDetails:
             resource = error_details_pb2.ResourceInfo()
             detail.Unpack(resource)
             found.update(resource_type=resource.resource_type, resource_name=resource.resource_name)
-    return RpcErrorDetails(
-        code=code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN,
-        message=message if isinstance(message, str) else str(err),
-        field_violations=tuple(violations),
-        **found,
-    )
+    return RpcErrorDetails(code=code, message=message, field_violations=tuple(violations), **found)
 
 
 def describe_rpc_error(err: grpc.RpcError) -> str:

@@ -10,16 +10,22 @@ import contextlib
 from collections.abc import Iterator
 
 import grpc
-from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped,unused-ignore]
+from google.rpc import status_pb2  # type: ignore[import-untyped,unused-ignore]
 
 from agentic_labeling.cli.failures import CliFailure, MethodNotBuilt
-from agentic_labeling.servers.error_status import rpc_error_details
+from agentic_labeling.servers.error_status import (
+    RpcErrorDetails,
+    rpc_error_details,
+    status_details,
+)
 
 __all__ = [
     "StatusSummary",
+    "failure_from_details",
     "failure_from_rpc_error",
     "open_channel",
     "rpc_failures",
+    "server_channel",
 ]
 
 _FIELDS_SHOWN = 3
@@ -66,6 +72,12 @@ def failure_from_rpc_error(err: grpc.RpcError, server: str, address: str) -> Cli
                 f"is it running? `alabel up` starts the mesh; --{server}-url names another server"
             ],
         )
+    return failure_from_details(info, where)
+
+
+def failure_from_details(info: RpcErrorDetails, where: str) -> CliFailure:
+    """One line `<where>: <CODE>: <message> (reason: ...; field: ...)` for a failed call or
+    a failed long-running operation (whose google.rpc.Status reads the same way)."""
     # The first line says it all (code, message, reason, field); a message's further lines
     # (say, a filter with a caret under the bad character) follow as details.
     first, *more_lines = info.message.splitlines() or [""]
@@ -97,23 +109,26 @@ def rpc_failures(server: str, address: str) -> Iterator[None]:
         raise failure_from_rpc_error(err, server, address) from None
 
 
+@contextlib.contextmanager
+def server_channel(server: str, address: str, *, max_message_bytes: int) -> Iterator[grpc.Channel]:
+    """`open_channel` to `server` at `address`, where a failed call becomes a CLI failure
+    naming that server (`rpc_failures`): what every command that calls one server needs."""
+    with (
+        open_channel(address, max_message_bytes=max_message_bytes) as channel,
+        rpc_failures(server, address),
+    ):
+        yield channel
+
+
 class StatusSummary:
     """A google.rpc.Status read for people and scripts: code name, message, reason, fields."""
 
     def __init__(self, status: status_pb2.Status) -> None:
+        read = status_details(status)
         self.code: str = _CODE_NAMES.get(status.code, f"CODE_{status.code}")
         self.message: str = status.message
-        self.reason = ""
-        self.fields: list[str] = []
-        for detail in status.details:
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                detail.Unpack(info)
-                self.reason = info.reason
-            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                bad_request = error_details_pb2.BadRequest()
-                detail.Unpack(bad_request)
-                self.fields.extend(v.field for v in bad_request.field_violations)
+        self.reason = read.reason
+        self.fields: list[str] = [v.field for v in read.field_violations]
 
     @classmethod
     def local(cls, code: grpc.StatusCode, message: str) -> StatusSummary:

@@ -42,14 +42,13 @@ _LABEL_FORMATS = {"coco": 1, "yolo": 2}  # dataset_pb2.LabelFormat
 @contextmanager
 def _dataset_service() -> Iterator[tuple[grpc.Channel, dataset_pb2_grpc.DatasetServiceStub]]:
     """A channel and stub on --registry-url; a failed call inside becomes a CLI failure."""
-    from agentic_labeling.cli.channels import open_channel, rpc_failures
+    from agentic_labeling.cli.channels import server_channel
     from agentic_labeling.v1 import dataset_pb2_grpc
 
     settings = current_settings()
-    with (
-        open_channel(settings.registry_url, max_message_bytes=settings.max_message_bytes) as ch,
-        rpc_failures("registry", settings.registry_url),
-    ):
+    with server_channel(
+        "registry", settings.registry_url, max_message_bytes=settings.max_message_bytes
+    ) as ch:
         yield ch, dataset_pb2_grpc.DatasetServiceStub(ch)  # type: ignore[no-untyped-call]
 
 

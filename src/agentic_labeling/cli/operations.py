@@ -30,27 +30,11 @@ _POLL_S = 0.5
 
 
 def operation_failure(error: status_pb2.Status, what: str) -> CliFailure:
-    """`what` failed: the operation's google.rpc.Status as one clear line (code, message,
-    reason and fields from its details)."""
-    import grpc
-    from google.rpc import error_details_pb2
+    """`what` failed: the operation's google.rpc.Status, shown as a failed RPC is."""
+    from agentic_labeling.cli.channels import failure_from_details
+    from agentic_labeling.servers.error_status import status_details
 
-    code = next((c.name for c in grpc.StatusCode if c.value[0] == error.code), str(error.code))
-    facts: list[str] = []
-    for detail in error.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            if info.reason and info.reason != code:
-                facts.append(f"reason: {info.reason}")
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            facts += [f"field: {v.field}" for v in bad.field_violations]
-    line = f"{what} failed: {code}: {error.message}"
-    if facts:
-        line += f" ({'; '.join(facts)})"
-    return CliFailure(line)
+    return failure_from_details(status_details(error), f"{what} failed")
 
 
 def follow(

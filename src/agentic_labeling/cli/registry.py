@@ -35,14 +35,13 @@ _VALIDATE_CHUNK = 500
 @contextmanager
 def _registry() -> Iterator[registry_pb2_grpc.RegistryServiceStub]:
     """A stub on --registry-url; a failed call inside becomes one clear CLI failure."""
-    from agentic_labeling.cli.channels import open_channel, rpc_failures
+    from agentic_labeling.cli.channels import server_channel
     from agentic_labeling.v1 import registry_pb2_grpc
 
     settings = current_settings()
-    with (
-        open_channel(settings.registry_url, max_message_bytes=settings.max_message_bytes) as ch,
-        rpc_failures("registry", settings.registry_url),
-    ):
+    with server_channel(
+        "registry", settings.registry_url, max_message_bytes=settings.max_message_bytes
+    ) as ch:
         yield registry_pb2_grpc.RegistryServiceStub(ch)  # type: ignore[no-untyped-call]
 
 
@@ -222,7 +221,7 @@ def search(like: str, filter_expr: str | None, top_k: int, exact: bool, as_json:
 
 def _embed_image(path: Path) -> list[float]:
     """The DINOv2 embedding of a whole image, from the orchestrator's Embed."""
-    from agentic_labeling.cli.channels import open_channel, rpc_failures
+    from agentic_labeling.cli.channels import server_channel
     from agentic_labeling.v1 import common_pb2, labeling_pb2, labeling_pb2_grpc
 
     settings = current_settings()
@@ -232,10 +231,9 @@ def _embed_image(path: Path) -> list[float]:
         raise click.BadParameter(
             f"cannot read {path}: {error.strerror}", param_hint="'--like'"
         ) from None
-    with (
-        open_channel(settings.orchestrator_url, max_message_bytes=settings.max_message_bytes) as ch,
-        rpc_failures("orchestrator", settings.orchestrator_url),
-    ):
+    with server_channel(
+        "orchestrator", settings.orchestrator_url, max_message_bytes=settings.max_message_bytes
+    ) as ch:
         stub = labeling_pb2_grpc.LabelingServiceStub(ch)  # type: ignore[no-untyped-call]
         response = stub.Embed(
             labeling_pb2.EmbedRequest(image=common_pb2.Image(data=data)), timeout=120
