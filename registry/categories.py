@@ -169,15 +169,17 @@ async def create_missing_categories(conn: Connection, names: Mapping[str, str]) 
     )
 
 
-async def lock_categories(conn: Connection, category_ids: Collection[UUID]) -> set[UUID]:
-    """Hold the categories against deletion until commit; returns those that exist."""
+async def lock_categories(conn: Connection, category_ids: Collection[UUID]) -> dict[UUID, str]:
+    """Hold the categories against deletion until commit; returns the display names of those
+    that exist, by ID."""
     if not category_ids:
-        return set()
+        return {}
     cursor = await conn.execute(
-        "SELECT id FROM categories WHERE id = ANY(%s::uuid[]) ORDER BY id FOR KEY SHARE",
+        "SELECT id, display_name FROM categories WHERE id = ANY(%s::uuid[]) "
+        "ORDER BY id FOR KEY SHARE",
         (sorted(category_ids),),
     )
-    return {row[0] for row in await cursor.fetchall()}
+    return dict(await cursor.fetchall())
 
 
 class CategoryStore:

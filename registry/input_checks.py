@@ -169,10 +169,12 @@ def check_embedding(
             f"embedding must have 1 to {MAX_EMBEDDING_DIM} dimensions, got {len(vector)}",
             field=field,
         )
-    if not (np.isfinite(vector).all() and np.abs(vector).max() <= _FLOAT32_MAX):
+    # One pass decides all three: NaN makes the peak NaN, which fails `<=` like an infinity.
+    peak = np.abs(vector).max()
+    if not peak <= _FLOAT32_MAX:
         raise InvalidArgument(
             "embedding values must be finite numbers in float32 range", field=field
         )
-    if not vector.any():
+    if peak == 0:
         raise InvalidArgument("embedding must not be all zeros", field=field)
     return vector

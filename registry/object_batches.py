@@ -38,7 +38,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-import numpy as np
 from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 
@@ -194,30 +193,35 @@ def _check_item(index: int, new: NewObject, limits: BatchLimits) -> _Item:
     )
 
 
-def _request_digest(objects: Sequence[NewObject], create_missing: bool, threshold: float) -> str:
-    """SHA-256 of a request's content, to tell a retry from a reused request_id."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps([create_missing, threshold]).encode())
-    for new in objects:
-        head = [
-            str(new.source_id),
-            new.frame_index,
-            str(new.category_id or ""),
-            new.category_name,
-            [new.bbox.x, new.bbox.y, new.bbox.width, new.bbox.height],
-            new.confidence,
-            new.detection_model,
-            new.quality_score,
-            str(new.track_id or ""),
-            sorted(new.attributes.items()),
-            str(new.object_id or ""),
-            new.mask_area,
-            new.validated_by,
+def _request_digest(items: Sequence[_Item], create_missing: bool, threshold: float) -> str:
+    """SHA-256 of a request's content, to tell a retry from a reused request_id.
+
+    It covers every field a created object's record is made from: a replay rebuilds the
+    records from the retried request (see `_stored_result`). Embeddings count as the float32
+    values that are stored, in the bytes `_check_item` already made."""
+    heads = [
+        [
+            str(item.new.source_id),
+            item.new.frame_index,
+            str(item.new.category_id or ""),
+            item.new.category_name,
+            [item.bbox.x, item.bbox.y, item.bbox.width, item.bbox.height],
+            item.new.confidence,
+            item.new.detection_model,
+            item.new.quality_score,
+            str(item.new.track_id or ""),
+            sorted(item.attributes.items()),
+            str(item.new.object_id or ""),
+            item.new.mask_area,
+            item.new.validated_by,
+            item.embedding is not None,
         ]
-        digest.update(json.dumps(head).encode())
-        if new.embedding is not None:
-            digest.update(np.asarray(new.embedding, dtype="<f8").tobytes())
-        digest.update(b"\x1e")
+        for item in items
+    ]
+    digest = hashlib.sha256(json.dumps([create_missing, threshold, heads]).encode())
+    for item in items:
+        if item.embedding is not None:
+            digest.update(item.embedding)
     return digest.hexdigest()
 
 
@@ -261,12 +265,12 @@ async def create_batch(
                     field=item.field("object_id"),
                 )
             seen_ids[item.object_id] = item.index
-    digest = _request_digest(objects, create_missing_categories, threshold)
+    digest = _request_digest(items, create_missing_categories, threshold)
 
     async def work(conn: Connection) -> BatchCreateResult:
         for item in items:  # a retried transaction starts from unresolved items
             item.category_id = None
-        now = await _claim(conn, request_id, digest)
+        now = await _claim(conn, request_id, digest, items)
         if not isinstance(now, datetime):
             return now
         return await _write(conn, items, request_id, now, create_missing_categories, threshold)
@@ -274,7 +278,9 @@ async def create_batch(
     return await db.transact(work)
 
 
-async def _claim(conn: Connection, request_id: UUID, digest: str) -> datetime | BatchCreateResult:
+async def _claim(
+    conn: Connection, request_id: UUID, digest: str, items: Sequence[_Item]
+) -> datetime | BatchCreateResult:
     """Claim request_id (returning the transaction's time), or the stored result of an earlier
     attempt with it."""
     cursor = await conn.execute(
@@ -299,7 +305,7 @@ async def _claim(conn: Connection, request_id: UUID, digest: str) -> datetime | 
             "request_id for a new batch",
             field="request_id",
         )
-    return _result_from_json(stored[1])
+    return _stored_result(stored[1], items)
 
 
 async def _write(
@@ -311,7 +317,7 @@ async def _write(
     threshold: float,
 ) -> BatchCreateResult:
     await _resolve_sources(conn, items)
-    await _resolve_categories(conn, items, create_missing)
+    category_names = await _resolve_categories(conn, items, create_missing)
     await _resolve_tracks(conn, items)
     await _check_new_ids(conn, items)
     merged, targets = await _find_duplicates(conn, items, threshold)
@@ -325,16 +331,53 @@ async def _write(
         raise AlreadyExists("an object_id of this batch was created meanwhile") from None
     embedded = [item.object_id for item in fresh if item.embedding is not None]
     await enqueue(conn, embedded, "upsert")
-    records = await fetch_objects(
-        conn, [item.object_id for item in fresh] + [target for target in targets.values()]
+    # The new rows hold exactly what was just written (the defaults are the transaction's
+    # time), so their records are made here rather than read back; only merge targets are read.
+    existing = await fetch_objects(conn, set(targets.values())) if targets else {}
+    objects = tuple(
+        existing[targets[item.index]]
+        if item.index in targets
+        else _created_record(item, item.object_id, item.category_id, category_names, now)
+        for item in items
     )
-    objects = tuple(records[targets.get(item.index, item.object_id)] for item in items)
-    result = BatchCreateResult(objects, tuple(merged), replayed=False)
     await conn.execute(
         "UPDATE batch_requests SET response = %s WHERE request_id = %s",
-        (Jsonb(_result_to_json(result)), request_id),
+        (Jsonb(_stored_json(items, objects, merged, targets, now)), request_id),
     )
     return BatchCreateResult(objects, tuple(merged), False, tuple(embedded))
+
+
+def _created_record(
+    item: _Item,
+    object_id: UUID,
+    category_id: UUID | None,
+    category_names: Mapping[UUID, str],
+    now: datetime,
+) -> ObjectRecord:
+    """The record of an object this batch inserted, as `fetch_objects` would read it."""
+    new = item.new
+    assert category_id is not None
+    return ObjectRecord(
+        id=object_id,
+        source_id=new.source_id,
+        frame_index=new.frame_index,
+        category_id=category_id,
+        category_name=category_names[category_id],
+        bbox=item.bbox,
+        confidence=float(new.confidence),
+        area=_area(item),
+        has_mask=new.mask_area is not None,
+        has_embedding=item.embedding is not None,
+        detection_model=new.detection_model,
+        is_validated=new.validated_by is not None,
+        validated_by=new.validated_by,
+        validate_time=now if new.validated_by is not None else None,
+        quality_score=float(new.quality_score),
+        track_id=new.track_id,
+        attributes=item.attributes,
+        create_time=now,
+        update_time=now,
+    )
 
 
 def _copy_row(item: _Item, now: datetime) -> tuple[object, ...]:
@@ -352,7 +395,7 @@ def _copy_row(item: _Item, now: datetime) -> tuple[object, ...]:
         box.height,
         float(new.confidence),
         float(new.quality_score),
-        float(new.mask_area) if new.mask_area is not None else box.area,
+        _area(item),
         new.mask_area is not None,
         item.embedding,
         new.detection_model,
@@ -362,6 +405,11 @@ def _copy_row(item: _Item, now: datetime) -> tuple[object, ...]:
         new.track_id,
         Jsonb(item.attributes),
     )
+
+
+def _area(item: _Item) -> float:
+    """The mask's pixel count when there is a mask, else the box's area."""
+    return float(item.new.mask_area) if item.new.mask_area is not None else item.bbox.area
 
 
 async def _resolve_sources(conn: Connection, items: Sequence[_Item]) -> None:
@@ -417,8 +465,11 @@ async def _resolve_sources(conn: Connection, items: Sequence[_Item]) -> None:
         )
 
 
-async def _resolve_categories(conn: Connection, items: Sequence[_Item], create: bool) -> None:
-    """Every item gets its category ID; categories are held against deletion."""
+async def _resolve_categories(
+    conn: Connection, items: Sequence[_Item], create: bool
+) -> dict[UUID, str]:
+    """Every item gets its category ID; categories are held against deletion. Returns their
+    display names by ID."""
     names: dict[str, str] = {}  # the first spelling in the request names a new category
     for item in items:
         if item.category_key is not None:
@@ -450,6 +501,7 @@ async def _resolve_categories(conn: Connection, items: Sequence[_Item], create: 
             raise not_found(
                 "category", format_name("categories", item.category_id), item.field(field)
             )
+    return present
 
 
 async def _resolve_tracks(conn: Connection, items: Sequence[_Item]) -> None:
@@ -538,27 +590,62 @@ async def _find_duplicates(
 
 
 # --- The stored result --------------------------------------------------------------------------
+#
+# A created object's record is made of the request's own fields plus what the transaction
+# chose: its ID, its category's ID and display name, and the time. The request digest covers
+# every request field, so the stored result keeps only those choices and a replay rebuilds the
+# records from the retried request; records of merge targets are stored whole. Results stored
+# before this format (no "format" key) hold every record whole and are still read.
+
+_STORED_FORMAT = 2
 
 
-def _result_to_json(result: BatchCreateResult) -> dict[str, Any]:
+def _stored_json(
+    items: Sequence[_Item],
+    objects: Sequence[ObjectRecord],
+    merged: Sequence[MergedObject],
+    targets: Mapping[int, UUID],
+    now: datetime,
+) -> dict[str, Any]:
+    created = [
+        (item.index, record)
+        for item, record in zip(items, objects, strict=True)
+        if item.index not in targets
+    ]
+    merge_targets = {objects[index].id: objects[index] for index in targets}
     return {
-        "objects": [_object_to_json(record) for record in result.objects],
+        "format": _STORED_FORMAT,
+        "time": now.isoformat(),
+        "created": [[index, str(r.id), str(r.category_id)] for index, r in created],
+        "categories": {str(r.category_id): r.category_name for _, r in created},
+        "targets": [_object_to_json(record) for record in merge_targets.values()],
         "merged": [
             {"request_index": m.request_index, "object": str(m.existing_object_id), "iou": m.iou}
-            for m in result.merged
+            for m in merged
         ],
     }
 
 
-def _result_from_json(document: Mapping[str, Any]) -> BatchCreateResult:
-    return BatchCreateResult(
-        objects=tuple(_object_from_json(item) for item in document["objects"]),
-        merged=tuple(
-            MergedObject(m["request_index"], UUID(m["object"]), m["iou"])
-            for m in document["merged"]
-        ),
-        replayed=True,
+def _stored_result(document: Mapping[str, Any], items: Sequence[_Item]) -> BatchCreateResult:
+    """The stored result of an earlier attempt, for the retried request `items` (whose digest
+    equals the stored one)."""
+    merged = tuple(
+        MergedObject(m["request_index"], UUID(m["object"]), m["iou"]) for m in document["merged"]
     )
+    if document.get("format") != _STORED_FORMAT:
+        objects = tuple(_object_from_json(item) for item in document["objects"])
+        return BatchCreateResult(objects, merged, replayed=True)
+    now = datetime.fromisoformat(document["time"])
+    names = {UUID(key): name for key, name in document["categories"].items()}
+    records: dict[int, ObjectRecord] = {}
+    for index, object_id, category_id in document["created"]:
+        records[index] = _created_record(
+            items[index], UUID(object_id), UUID(category_id), names, now
+        )
+    targets = {UUID(record["id"]): _object_from_json(record) for record in document["targets"]}
+    for m in merged:
+        records[m.request_index] = targets[m.existing_object_id]
+    return BatchCreateResult(tuple(records[i] for i in range(len(items))), merged, replayed=True)
 
 
 def _object_to_json(record: ObjectRecord) -> dict[str, Any]:

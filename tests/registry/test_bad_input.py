@@ -117,6 +117,11 @@ CASES = {
         InvalidArgument,
         "requests[1].embedding",
     ),
+    "NaN in an embedding": (
+        lambda o, ctx: replace(o, embedding=[1.0] * 7 + [math.nan]),
+        InvalidArgument,
+        "requests[1].embedding",
+    ),
     "embedding beyond float32": (
         lambda o, ctx: replace(o, embedding=[1e39] + [1.0] * 7),
         InvalidArgument,

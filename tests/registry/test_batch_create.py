@@ -7,6 +7,7 @@ from uuid import uuid4
 
 import numpy as np
 import pytest
+from psycopg.types.json import Jsonb
 
 from agentic_labeling.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from agentic_labeling.registry.records import NewCategory
@@ -54,6 +55,65 @@ async def test_batch_create_stores_every_field(repo, build) -> None:
     assert record.validated_by is None
     assert record.validate_time is None
     assert record.create_time == record.update_time
+
+
+async def test_returned_records_equal_the_stored_rows_for_every_kind_of_object(repo, build) -> None:
+    """The batch builds its records from what it wrote instead of reading them back."""
+    await repo.categories.create(NewCategory("person", synonyms=["human"]))
+    video = await build.video(frames=2, width=300, height=200)
+    track = uuid4()
+    result = await build.create(
+        build.obj(video, "HUMAN", frame_index=1, track_id=track, mask_area=77.0),
+        build.obj(video, "heron", bbox=(0.25, 0.5, 9.75, 3.125), validated_by="import"),
+        build.obj(video, "person", bbox=(100, 100, 50, 50), attributes={"b": "2", "a": "1"}),
+        build.obj(video, "heron", bbox=(200, 20, 5, 5), embedding=[0.25] * 8, quality_score=1.0),
+        build.obj(video, "heron", bbox=(200, 21, 5, 5)),  # IoU 0.67: a new object
+        build.obj(video, "heron", bbox=(200, 20, 5, 5.1)),  # merges into the fourth
+    )
+    stored = await repo.objects.get_many([record.id for record in result.objects])
+    assert [stored[record.id] for record in result.objects] == list(result.objects)
+    assert [m.request_index for m in result.merged] == [5]
+    assert result.objects[0].category_name == "person"
+
+
+async def test_a_replay_rebuilds_every_record_including_merge_targets(repo, build) -> None:
+    image = await build.image()
+    (existing,) = (await build.create(build.obj(image, "cat", bbox=(10, 10, 100, 100)))).objects
+    request_id = uuid4()
+    objects = [
+        build.obj(image, "cat", bbox=(10, 10, 100, 95)),  # merges into the existing object
+        build.obj(image, "Dog", bbox=(300, 10, 40, 40), embedding=[1.0] * 8),
+        build.obj(image, "dog", bbox=(300, 10, 40, 39), validated_by="me"),  # into request 1
+        build.obj(image, "dog", bbox=(400, 10, 40, 40), attributes={"k": "v"}, mask_area=5.0),
+    ]
+    first = await repo.objects.batch_create(request_id, objects, create_missing_categories=True)
+    await repo.categories.create(NewCategory("unrelated"))
+    retry = await repo.objects.batch_create(request_id, objects, create_missing_categories=True)
+    assert retry.replayed is True
+    assert retry.objects == first.objects
+    assert retry.merged == first.merged
+    assert retry.objects[0] == existing
+    assert retry.objects[2] == retry.objects[1]
+    assert await count_rows(repo, "objects") == 3
+
+
+async def test_a_result_stored_in_the_earlier_whole_record_format_still_replays(
+    repo, build
+) -> None:
+    from agentic_labeling.registry.object_batches import _object_to_json
+
+    image = await build.image()
+    request_id = uuid4()
+    objects = [build.obj(image, "cat", bbox=(i * 20, 0, 10, 10)) for i in range(2)]
+    first = await repo.objects.batch_create(request_id, objects, create_missing_categories=True)
+    earlier_format = {"objects": [_object_to_json(r) for r in first.objects], "merged": []}
+    async with repo.db.connection() as conn:
+        await conn.execute(
+            "UPDATE batch_requests SET response = %s WHERE request_id = %s",
+            (Jsonb(earlier_format), request_id),
+        )
+    retry = await repo.objects.batch_create(request_id, objects, create_missing_categories=True)
+    assert (retry.replayed, retry.objects) == (True, first.objects)
 
 
 async def test_objects_without_a_mask_have_the_area_of_their_box(build) -> None:
