@@ -58,11 +58,12 @@ demo: setup ## start the mesh on loopback, call it, stop it
 BENCH_OUT := bench-results
 bench: setup ## rerun the CPU benchmarks of BENCHMARKS.md into bench-results/
 	mkdir -p $(BENCH_OUT)
-	$(PY) -m bench.registry_ingest --objects 10000 --batch 100 --writers 1,16 --out $(BENCH_OUT)/registry_ingest.json
+	$(PY) -m bench.registry_ingest --objects 10000 --batch 100 --writers 1,16 --repeat 5 --out $(BENCH_OUT)/registry_ingest.json
 	$(PY) -m bench.dataset_export --objects 100000 --out $(BENCH_OUT)/dataset_export.json
 	$(PY) -m bench.vector_search --vectors 100000 --dim 768 --out $(BENCH_OUT)/vector_search_100k.json --plot $(BENCH_OUT)/vector_search_100k.png
 	$(BIN)/alabel models make-tiny $(BENCH_OUT)/tiny-models
 	$(PY) -m bench.models_gpu --models-dir $(BENCH_OUT)/tiny-models --device cpu --images 200 --concurrency 1,4,16 --max-queue-delay-us 0,20000 --max-detections 4 --out $(BENCH_OUT)/mesh_cpu.json
+	$(PY) -m bench.autolabel_mesh --models-dir $(BENCH_OUT)/tiny-models --images 200 --concurrency 1,4,16 --max-detections 4 --out $(BENCH_OUT)/autolabel_mesh.json
 
 clean: ## remove the venv, tritonserver and caches (the data directory is kept)
 	rm -rf $(VENV) $(TRITON_DIR) .cache .build build dist .pytest_cache .mypy_cache .ruff_cache .coverage $(BENCH_OUT)

@@ -80,7 +80,19 @@ from agentic_labeling.triton_server import (
     start_triton,
 )
 
-__all__ = ["DEFAULT_CLASSES", "main", "synthetic_images"]
+__all__ = [
+    "DEFAULT_CLASSES",
+    "SMOKE_LABEL",
+    "Workload",
+    "batch_deltas",
+    "image_size",
+    "machine",
+    "main",
+    "positive_int_list",
+    "run_streams",
+    "synthetic_images",
+    "triton_counts",
+]
 
 MODELS = ("florence2", "sam2", "dinov2")
 # Shapes the synthetic images hold, then everyday classes: a real Florence-2 finds the first.
@@ -333,10 +345,11 @@ async def _label_served(models: TritonModels, image: bytes, workload: Workload) 
     return len(found.boxes)
 
 
-async def _run_streams(
+async def run_streams(
     models: TritonModels, images: Sequence[bytes], workload: Workload, streams: int
 ) -> tuple[float, list[float], list[int]]:
-    """`streams` concurrent loops, each labelling the next unclaimed image; like _run_in_process."""
+    """`streams` concurrent loops, each labelling the next unclaimed image: wall time, each
+    image's latency and its boxes (as `_run_in_process`)."""
     latencies = [0.0] * len(images)
     boxes = [0] * len(images)
     unclaimed = iter(range(len(images)))
@@ -352,16 +365,18 @@ async def _run_streams(
     return time.perf_counter() - start, latencies, boxes
 
 
-def _counts(address: str) -> dict[str, tuple[int, int]]:
+def triton_counts(address: str) -> dict[str, tuple[int, int]]:
+    """Per model of the Triton at `address`: (inference_count, execution_count) so far."""
     status = query_status(address, timeout_s=30.0)
     if status.error:
         raise RuntimeError(f"Triton at {address} did not answer: {status.error}")
     return {m.name: (m.inference_count, m.execution_count) for m in status.models}
 
 
-def _batch_deltas(
+def batch_deltas(
     before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
 ) -> dict[str, dict[str, float | None]]:
+    """Per model: inferences and executions between two `triton_counts`, and their ratio."""
     deltas: dict[str, dict[str, float | None]] = {}
     for model in MODELS:
         inferences = after.get(model, (0, 0))[0] - before.get(model, (0, 0))[0]
@@ -431,13 +446,13 @@ async def _measure_server(
     results = []
     async with TritonModels(address, deadline_s=600.0) as models:
         if warmup:
-            await _run_streams(models, images[:warmup], workload, max(concurrency))
+            await run_streams(models, images[:warmup], workload, max(concurrency))
         for streams in concurrency:
-            before = await asyncio.to_thread(_counts, address)
+            before = await asyncio.to_thread(triton_counts, address)
             with contextlib.ExitStack() as stack:
                 sampler = stack.enter_context(GpuMemorySampler()) if device == "cuda" else None
-                seconds, latencies, boxes = await _run_streams(models, images, workload, streams)
-            after = await asyncio.to_thread(_counts, address)
+                seconds, latencies, boxes = await run_streams(models, images, workload, streams)
+            after = await asyncio.to_thread(triton_counts, address)
             memory = None if sampler is None or sampler.peak is None else sampler.peak
             if memory is not None and memory_baseline is not None:
                 memory -= memory_baseline
@@ -452,7 +467,7 @@ async def _measure_server(
                     boxes,
                     streams=streams,
                     max_queue_delay_us=delay_us,
-                    triton_batches=_batch_deltas(before, after),
+                    triton_batches=batch_deltas(before, after),
                     gpu_memory_mib=memory,
                     gpu_memory_source=(
                         ""
@@ -694,14 +709,16 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
-def _positive_list(text: str) -> list[int]:
+def positive_int_list(text: str) -> list[int]:
+    """argparse type: "1,4,16" as [1, 4, 16], every value above zero."""
     values = _int_list(text)
     if 0 in values:
         raise argparse.ArgumentTypeError(f"expected positive integers: {text!r}")
     return values
 
 
-def _size(text: str) -> tuple[int, int]:
+def image_size(text: str) -> tuple[int, int]:
+    """argparse type: "640x480" as (640, 480), each side at least 32."""
     found = re.fullmatch(r"(\d+)x(\d+)", text)
     if found is None or int(found.group(1)) < 32 or int(found.group(2)) < 32:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, at least 32x32: {text!r}")
@@ -728,7 +745,7 @@ def parser() -> argparse.ArgumentParser:
         "--images-dir", type=Path, help="real images (the first --images, sorted by name)"
     )
     command.add_argument(
-        "--image-size", type=_size, default=(640, 480), help="synthetic images, WIDTHxHEIGHT"
+        "--image-size", type=image_size, default=(640, 480), help="synthetic images, WIDTHxHEIGHT"
     )
     command.add_argument("--seed", type=int, default=0, help="of the synthetic images")
     command.add_argument(
@@ -737,7 +754,7 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--max-detections", type=int, default=20, help="boxes per image, at most")
     command.add_argument("--batch-size", type=int, default=8, help="of the in-process batched run")
     command.add_argument(
-        "--concurrency", type=_positive_list, default=[1, 4, 16], help="Triton streams to try"
+        "--concurrency", type=positive_int_list, default=[1, 4, 16], help="Triton streams to try"
     )
     command.add_argument(
         "--max-queue-delay-us",
