@@ -53,7 +53,7 @@ test: setup lint ## lint, then the whole test suite with coverage (>= 80%)
 demo: setup ## start the mesh on loopback, call it, stop it
 	$(PY) scripts/demo.py
 
-# Every CPU table of BENCHMARKS.md at the size it reports (about 20 minutes on 2 cores); the
+# Every CPU table of BENCHMARKS.md at the size it reports (about 25 minutes on 2 cores); the
 # GPU table and 1M vectors have their own commands there. JSON and plots go to bench-results/.
 BENCH_OUT := bench-results
 bench: setup ## rerun the CPU benchmarks of BENCHMARKS.md into bench-results/
