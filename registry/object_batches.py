@@ -594,10 +594,9 @@ async def _find_duplicates(
 # A created object's record is made of the request's own fields plus what the transaction
 # chose: its ID, its category's ID and display name, and the time. The request digest covers
 # every request field, so the stored result keeps only those choices and a replay rebuilds the
-# records from the retried request; records of merge targets are stored whole. Results stored
-# before this format (no "format" key) hold every record whole and are still read.
-
-_STORED_FORMAT = 2
+# records from the retried request; records of merge targets are stored whole. (Results stored
+# before this format cannot be replayed: their digests were computed another way, so a retry
+# across the upgrade is refused as a reused request_id.)
 
 
 def _stored_json(
@@ -614,7 +613,6 @@ def _stored_json(
     ]
     merge_targets = {objects[index].id: objects[index] for index in targets}
     return {
-        "format": _STORED_FORMAT,
         "time": now.isoformat(),
         "created": [[index, str(r.id), str(r.category_id)] for index, r in created],
         "categories": {str(r.category_id): r.category_name for _, r in created},
@@ -632,9 +630,6 @@ def _stored_result(document: Mapping[str, Any], items: Sequence[_Item]) -> Batch
     merged = tuple(
         MergedObject(m["request_index"], UUID(m["object"]), m["iou"]) for m in document["merged"]
     )
-    if document.get("format") != _STORED_FORMAT:
-        objects = tuple(_object_from_json(item) for item in document["objects"])
-        return BatchCreateResult(objects, merged, replayed=True)
     now = datetime.fromisoformat(document["time"])
     names = {UUID(key): name for key, name in document["categories"].items()}
     records: dict[int, ObjectRecord] = {}

@@ -7,7 +7,6 @@ from uuid import uuid4
 
 import numpy as np
 import pytest
-from psycopg.types.json import Jsonb
 
 from agentic_labeling.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from agentic_labeling.registry.records import NewCategory
@@ -95,25 +94,6 @@ async def test_a_replay_rebuilds_every_record_including_merge_targets(repo, buil
     assert retry.objects[0] == existing
     assert retry.objects[2] == retry.objects[1]
     assert await count_rows(repo, "objects") == 3
-
-
-async def test_a_result_stored_in_the_earlier_whole_record_format_still_replays(
-    repo, build
-) -> None:
-    from agentic_labeling.registry.object_batches import _object_to_json
-
-    image = await build.image()
-    request_id = uuid4()
-    objects = [build.obj(image, "cat", bbox=(i * 20, 0, 10, 10)) for i in range(2)]
-    first = await repo.objects.batch_create(request_id, objects, create_missing_categories=True)
-    earlier_format = {"objects": [_object_to_json(r) for r in first.objects], "merged": []}
-    async with repo.db.connection() as conn:
-        await conn.execute(
-            "UPDATE batch_requests SET response = %s WHERE request_id = %s",
-            (Jsonb(earlier_format), request_id),
-        )
-    retry = await repo.objects.batch_create(request_id, objects, create_missing_categories=True)
-    assert (retry.replayed, retry.objects) == (True, first.objects)
 
 
 async def test_objects_without_a_mask_have_the_area_of_their_box(build) -> None:
