@@ -415,12 +415,21 @@ def _area(item: _Item) -> float:
 async def _resolve_sources(conn: Connection, items: Sequence[_Item]) -> None:
     """Sources exist (held against deletion), boxes fit them, frames exist or are made."""
     source_ids = sorted({item.new.source_id for item in items})
+    frame_indexes = sorted({item.new.frame_index for item in items})
+    # One statement for both: each source (locked, in ID order) with those of the requested
+    # frame indexes it has; a pair nobody asked for is harmless.
     cursor = await conn.execute(
-        "SELECT id, kind, width, height FROM sources WHERE id = ANY(%s::uuid[]) "
-        "ORDER BY id FOR KEY SHARE",
-        (source_ids,),
+        "SELECT s.id, s.kind, s.width, s.height, f.frame_index FROM sources s "
+        "LEFT JOIN frames f ON f.source_id = s.id AND f.frame_index = ANY(%s::bigint[]) "
+        "WHERE s.id = ANY(%s::uuid[]) ORDER BY s.id FOR KEY SHARE OF s",
+        (frame_indexes, source_ids),
     )
-    sources = {row[0]: row[1:] for row in await cursor.fetchall()}
+    sources: dict[UUID, tuple[str, int, int]] = {}
+    present: set[tuple[UUID, int]] = set()
+    for source_id, kind, width, height, frame_index in await cursor.fetchall():
+        sources[source_id] = (kind, width, height)
+        if frame_index is not None:
+            present.add((source_id, frame_index))
     for item in items:
         found = sources.get(item.new.source_id)
         if found is None:
@@ -437,13 +446,6 @@ async def _resolve_sources(conn: Connection, items: Sequence[_Item]) -> None:
         if item.new.mask_area is not None:
             check_mask_area(item.new.mask_area, width, height, item.field("mask"))
 
-    frames = sorted({(item.new.source_id, item.new.frame_index) for item in items})
-    cursor = await conn.execute(
-        "SELECT source_id, frame_index FROM frames WHERE (source_id, frame_index) IN "
-        "(SELECT * FROM unnest(%s::uuid[], %s::bigint[]))",
-        ([f[0] for f in frames], [f[1] for f in frames]),
-    )
-    present = set(await cursor.fetchall())
     missing_images: list[UUID] = []
     for item in items:
         frame = (item.new.source_id, item.new.frame_index)

@@ -278,6 +278,19 @@ async def test_frame_0_of_an_image_is_restored_when_missing(repo, build) -> None
     assert record.frame_index == 0
 
 
+async def test_a_frame_index_one_video_has_does_not_stand_for_another_videos(build) -> None:
+    longer, shorter = await build.video(frames=3), await build.video(frames=2)
+    with pytest.raises(NotFound) as caught:
+        await build.create(
+            build.obj(longer, frame_index=2), build.obj(shorter, frame_index=2, bbox=(9, 9, 9, 9))
+        )
+    assert caught.value.metadata["field"] == "requests[1].object.frame_index"
+    result = await build.create(
+        build.obj(longer, frame_index=2), build.obj(shorter, frame_index=1, bbox=(9, 9, 9, 9))
+    )
+    assert [o.frame_index for o in result.objects] == [2, 1]
+
+
 async def test_objects_may_name_a_new_track_that_is_made_for_their_source(repo, build) -> None:
     video = await build.video(frames=2)
     track = uuid4()
