@@ -39,6 +39,7 @@ __all__ = [
     "CategoryStore",
     "create_missing_categories",
     "lock_categories",
+    "lock_named_categories",
     "resolve_category_names",
 ]
 
@@ -167,6 +168,23 @@ async def create_missing_categories(conn: Connection, names: Mapping[str, str]) 
         "INSERT INTO categories (id, display_name) SELECT category_id, name FROM named",
         (keys, [names[k] for k in keys]),
     )
+
+
+async def lock_named_categories(
+    conn: Connection, keys: Collection[str]
+) -> dict[str, tuple[UUID, str]]:
+    """The categories these case-folded names or synonyms name, held against deletion until
+    commit (in ID order, as `lock_categories`): (ID, display name) by key, for those that
+    exist. Resolving and locking in one statement saves a round trip on every batch."""
+    if not keys:
+        return {}
+    cursor = await conn.execute(
+        "SELECT n.name_key, c.id, c.display_name FROM category_names n "
+        "JOIN categories c ON c.id = n.category_id WHERE n.name_key = ANY(%s::text[]) "
+        "ORDER BY c.id FOR KEY SHARE OF c",
+        (sorted(keys),),
+    )
+    return {key: (category_id, name) for key, category_id, name in await cursor.fetchall()}
 
 
 async def lock_categories(conn: Connection, category_ids: Collection[UUID]) -> dict[UUID, str]:

@@ -51,7 +51,7 @@ from agentic_labeling.errors import (
 from agentic_labeling.registry.categories import (
     create_missing_categories,
     lock_categories,
-    resolve_category_names,
+    lock_named_categories,
 )
 from agentic_labeling.registry.database import Connection, Database
 from agentic_labeling.registry.input_checks import (
@@ -476,34 +476,39 @@ async def _resolve_categories(
     for item in items:
         if item.category_key is not None:
             names.setdefault(item.category_key, item.new.category_name)
-    resolved = await resolve_category_names(conn, names.keys())
-    missing = {key: name for key, name in names.items() if key not in resolved}
+    locked = await lock_named_categories(conn, names.keys())
+    missing = {key: name for key, name in names.items() if key not in locked}
     if missing and create:
         await create_missing_categories(conn, missing)
-        resolved = await resolve_category_names(conn, names.keys())
+        locked = await lock_named_categories(conn, names.keys())
+    display_names = dict(locked.values())
     for item in items:
         if item.category_key is None:
             item.category_id = item.new.category_id
             continue
-        by_name = resolved.get(item.category_key)
+        by_name = locked.get(item.category_key)
         if by_name is None:
             raise not_found("category", item.new.category_name, item.field("object.category_name"))
-        if item.new.category_id is not None and item.new.category_id != by_name:
+        if item.new.category_id is not None and item.new.category_id != by_name[0]:
             raise InvalidArgument(
                 f"{item.new.category_name!r} is not the category "
                 f"{format_name('categories', item.new.category_id)}",
                 field=item.field("object.category_name"),
             )
-        item.category_id = by_name
-    present = await lock_categories(conn, {item.category_id for item in items if item.category_id})
+        item.category_id = by_name[0]
+    # Categories given by ID only are locked here (named ones already are).
+    display_names |= await lock_categories(
+        conn, {i.category_id for i in items if i.category_id and i.category_id not in display_names}
+    )
     for item in items:
-        if item.category_id not in present:
+        if item.category_id not in display_names:
             assert item.category_id is not None
-            field = "object.category" if item.category_key is None else "object.category_name"
             raise not_found(
-                "category", format_name("categories", item.category_id), item.field(field)
+                "category",
+                format_name("categories", item.category_id),
+                item.field("object.category"),
             )
-    return present
+    return display_names
 
 
 async def _resolve_tracks(conn: Connection, items: Sequence[_Item]) -> None:
