@@ -58,7 +58,7 @@ demo: setup ## start the mesh on loopback, call it, stop it
 BENCH_OUT := bench-results
 bench: setup ## rerun the CPU benchmarks of BENCHMARKS.md into bench-results/
 	mkdir -p $(BENCH_OUT)
-	$(PY) -m bench.registry_ingest --objects 10000 --batch 100 --writers 1,16 --repeat 5 --out $(BENCH_OUT)/registry_ingest.json
+	$(PY) -m bench.registry_ingest --objects 10000 --batch 100 --writers 1,16 --repeat 9 --out $(BENCH_OUT)/registry_ingest.json
 	$(PY) -m bench.dataset_export --objects 100000 --out $(BENCH_OUT)/dataset_export.json
 	$(PY) -m bench.vector_search --vectors 100000 --dim 768 --out $(BENCH_OUT)/vector_search_100k.json --plot $(BENCH_OUT)/vector_search_100k.png
 	$(BIN)/alabel models make-tiny $(BENCH_OUT)/tiny-models
