@@ -17,9 +17,11 @@ frame are serialised by a transaction advisory lock per (source, frame), so two 
 batches cannot both add the same box.
 
 Deadlock freedom with concurrent writers: every batch takes its locks in one order (claim,
-sources, category names, categories, tracks, frame locks, then rows) and within each step in
-sorted key order; deadlocks and serialisation failures that remain possible with other methods
-are retried from the start by `Database.transact`, which is safe because of the claim.
+sources, categories named in the request, categories given by ID only, tracks, frame locks,
+then rows) and within each step in sorted key order; source and category locks are shared
+(FOR KEY SHARE), so batches never wait on each other for them. Deadlocks and serialisation
+failures that remain possible with other methods are retried from the start by
+`Database.transact`, which is safe because of the claim.
 
 The same transaction writes the vector outbox entries for objects with an embedding; the
 caller applies them after commit.
