@@ -21,9 +21,7 @@ import asyncio
 import io
 import json
 import os
-import platform
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -51,6 +49,7 @@ from agentic_labeling.registry.label_sets import ExportFormat, ImageTransfer
 from agentic_labeling.registry.masks import MaskStore
 from agentic_labeling.registry.records import BoundingBox, NewObject, NewSource, SourceKind
 from agentic_labeling.registry.repository import Repository
+from bench.machine import cpu_machine
 
 DATABASE = "dataset_export_bench"
 CLASSES = ("cat", "dog", "car", "person")
@@ -249,11 +248,7 @@ def summarize(results: Sequence[Result], objects: int) -> dict[str, Any]:
             }
         )
     return {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": sys.version.split()[0],
-        },
+        "machine": cpu_machine(),
         "config": {"objects": objects, "objects_per_image": OBJECTS_PER_IMAGE},
         "results": [asdict(r) for r in results],
         "comparisons": comparisons,

@@ -29,11 +29,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -62,6 +59,7 @@ from agentic_labeling.registry.records import (
     SourceKind,
 )
 from agentic_labeling.registry.repository import Repository
+from bench.machine import cpu_machine
 
 DATABASE = "registry_ingest_bench"
 CATEGORIES = ("cat", "dog", "car", "person")
@@ -279,12 +277,7 @@ def summarize(
             }
         )
     return {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": sys.version.split()[0],
-            "processor": platform.processor() or platform.machine(),
-        },
+        "machine": cpu_machine(),
         "config": {
             "objects": objects,
             "batch": batch,

@@ -69,7 +69,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import re
 import shutil
 import struct
@@ -95,6 +94,7 @@ from agentic_labeling.registry.database import EmbeddedPostgres, start_embedded_
 from agentic_labeling.registry.edge_vectors import VECTOR_NAME, EdgeVectorStore
 from agentic_labeling.registry.vector_filters import to_client_filter, to_edge_filter
 from agentic_labeling.registry.vector_store import HnswSettings, ObjectPayload, VectorPoint
+from bench.machine import cpu_machine
 
 TOP_K = 10
 TARGET_P95_MS = 5.0
@@ -805,12 +805,7 @@ def measure(
         results.append(result)
         progress(f"{variant}: done in {result['seconds']:.1f} s")
     return {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": sys.version.split()[0],
-            "processor": platform.processor() or platform.machine(),
-        },
+        "machine": cpu_machine(),
         "config": {
             **asdict(config),
             "variants": list(variants),
