@@ -29,10 +29,15 @@ from uuid import UUID
 import numpy as np
 import numpy.typing as npt
 
-from agentic_labeling.errors import InvalidArgument
+from agentic_labeling.errors import FailedPrecondition, InvalidArgument
 from agentic_labeling.filtering import Comparison, Expr, parse_filter
 from agentic_labeling.registry.database import Database, open_database
 from agentic_labeling.registry.edge_vectors import EdgeVectorStore
+from agentic_labeling.registry.embedding_dimension import (
+    choose_dimension,
+    record_dimension,
+    where_stored,
+)
 from agentic_labeling.registry.image_store import ImageStore
 from agentic_labeling.registry.masks import MaskStore, decode_mask_png
 from agentic_labeling.registry.qdrant_server_vectors import QdrantServerVectorStore
@@ -104,9 +109,11 @@ class Registry:
         self.vectors = vectors
         self.masks = masks
         self.images = ImageStore(settings.data_dir / "images")
+        # The vector store was opened with the dimension the registry recorded (see open).
+        self.embedding_dimension = vectors.dimension
         self.repository = Repository(
             database,
-            embedding_dim=settings.embedding_dimension,
+            embedding_dim=vectors.dimension,
             duplicate_iou_threshold=settings.duplicate_iou_threshold,
             max_batch_objects=settings.max_batch_objects,
         )
@@ -119,14 +126,14 @@ class Registry:
         database = await open_database(settings.postgres_dsn, settings.data_dir)
         vectors: VectorStore
         try:
-            if settings.qdrant_url:
-                vectors = await QdrantServerVectorStore.connect(
-                    settings.qdrant_url, dimension=settings.embedding_dimension
-                )
-            else:
-                vectors = await EdgeVectorStore.open(
-                    settings.data_dir / "qdrant", dimension=settings.embedding_dimension
-                )
+            dimension, recorded = await choose_dimension(database, settings)
+            vectors = await _open_vectors(settings, dimension)
+            if not recorded:
+                try:
+                    await record_dimension(database, settings, dimension)
+                except BaseException:
+                    await vectors.close()
+                    raise
         except BaseException:
             await database.close()
             raise
@@ -411,6 +418,25 @@ class Registry:
     async def _optimize_if_needed(self) -> None:
         if isinstance(self.vectors, EdgeVectorStore):
             await self.vectors.optimize_if_needed(_OPTIMIZE_MIN_UNINDEXED)
+
+
+async def _open_vectors(settings: Settings, dimension: int) -> VectorStore:
+    """The vector store, which must hold vectors of `dimension` if it holds any."""
+    try:
+        if settings.qdrant_url:
+            return await QdrantServerVectorStore.connect(settings.qdrant_url, dimension=dimension)
+        return await EdgeVectorStore.open(settings.data_dir / "qdrant", dimension=dimension)
+    except FailedPrecondition as error:
+        if error.reason != "EMBEDDING_DIMENSION_MISMATCH":
+            raise
+        where = settings.qdrant_url or settings.data_dir / "qdrant"
+        raise FailedPrecondition(
+            f"the vector store at {where} holds {error.metadata.get('stored')}-dimensional"
+            f" embeddings, not the registry's {dimension}: use the vector store that"
+            f" {where_stored(settings)} was created with, or another --data-dir",
+            reason="EMBEDDING_DIMENSION_MISMATCH",
+            metadata={"recorded": str(dimension), "stored": error.metadata.get("stored", "")},
+        ) from None
 
 
 def _object_id(request_id: UUID, index: int) -> UUID:

@@ -71,9 +71,15 @@ class Settings:
     models_dir: Path | None = field(
         default=None, metadata={"help": "directory with model weights in transformers format"}
     )
-    embedding_dimension: int = field(
-        default=768,
-        metadata={"help": "length of object embeddings (768 for DINOv2 base; the model's)"},
+    # None: not given. The registry records its dimension when its stores are created (from
+    # the served DINOv2) and reads it back at every later start; a value given here only
+    # overrides that for a new store, and must equal the recorded one otherwise.
+    embedding_dimension: int | None = field(
+        default=None,
+        metadata={
+            "help": "length of object embeddings, only to override: a new registry takes the"
+            " served DINOv2's (768 for DINOv2 base) and records it; a different value is an error"
+        },
     )
     duplicate_iou_threshold: float = field(
         default=0.9,
@@ -128,14 +134,11 @@ def _check_settings(s: Settings) -> None:
         port = getattr(s, name)
         if not -1 <= port <= 65535:
             problems.append((name, f"must be -1 (off) or between 0 and 65535, got {port}"))
-    for name in (
-        "max_message_bytes",
-        "max_image_pixels",
-        "max_batch_objects",
-        "embedding_dimension",
-    ):
+    for name in ("max_message_bytes", "max_image_pixels", "max_batch_objects"):
         if getattr(s, name) <= 0:
             problems.append((name, "must be positive"))
+    if s.embedding_dimension is not None and s.embedding_dimension <= 0:
+        problems.append(("embedding_dimension", "must be positive (or left out)"))
     if not 0.0 < s.duplicate_iou_threshold <= 1.0:
         problems.append(("duplicate_iou_threshold", "must be in (0, 1]"))
     if s.max_concurrent_rpcs <= 0:
@@ -161,10 +164,17 @@ def _field_type(f: dataclasses.Field[object]) -> type:
     return typing.cast(type, hint)
 
 
+def _optional(name: str) -> bool:
+    hint = typing.get_type_hints(Settings)[name]
+    return isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
+
+
 def _parse(name: str, kind: type, raw: object) -> object:
     if not isinstance(raw, str):
         return raw  # already typed (a click flag)
     text = raw.strip()
+    if not text and _optional(name):
+        return None  # an empty variable means "not given" (how None travels to child servers)
     try:
         if kind is bool:
             lowered = text.lower()

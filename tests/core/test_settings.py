@@ -64,9 +64,23 @@ def test_unparsable_value_names_the_setting() -> None:
         ({"shutdown_grace_s": -1.0}, "shutdown_grace_s"),
         ({"log_level": "LOUD"}, "log_level"),
         ({"log_format": "xml"}, "log_format"),
+        ({"embedding_dimension": 0}, "embedding_dimension"),
     ],
 )
 def test_out_of_range_settings_are_refused(changes: dict[str, object], field: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         Settings().replace(**changes)
     assert caught.value.violations[0].field == field
+
+
+def test_embedding_dimension_is_not_given_unless_set() -> None:
+    # None: the registry reads its recorded dimension, or takes the served DINOv2's.
+    assert load_settings({}, {}).embedding_dimension is None
+    assert load_settings({}, {"ALABEL_EMBEDDING_DIMENSION": "32"}).embedding_dimension == 32
+
+
+def test_an_empty_environment_value_of_an_optional_setting_means_not_given() -> None:
+    # How `alabel up` hands "not given" to the servers it starts (ALABEL_X="").
+    settings = load_settings({}, {"ALABEL_EMBEDDING_DIMENSION": "", "ALABEL_MODELS_DIR": ""})
+    assert settings.embedding_dimension is None
+    assert settings.models_dir is None
