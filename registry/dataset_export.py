@@ -59,15 +59,16 @@ def check_exportable(dataset: DatasetRecord) -> None:
 
 def image_file(image: DatasetImage, images: ImageStore) -> Path:
     """The file holding the pixels of `image`: a frame's own stored bytes, else its source's,
-    else a file the source or frame was registered with (URI)."""
+    else a file the source or frame was registered with (URI); its upright copy when it has an
+    EXIF orientation (`ImageStore.upright`)."""
     for sha256 in (image.frame_content_sha256, image.source_content_sha256):
         stored = images.find(sha256) if sha256 else None
         if stored is not None:
-            return stored
+            return images.upright(stored)
     for uri in (image.frame_uri, image.source_uri):
         path = Path(uri.removeprefix("file://")) if uri else None
         if path is not None and path.is_absolute() and path.is_file():
-            return path
+            return images.upright(path)
     source = format_name("sources", image.source_id)
     raise FailedPrecondition(
         f"the image of {source} frame {image.frame_index} is not in the registry's image store "

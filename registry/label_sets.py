@@ -21,6 +21,7 @@ import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
 from agentic_labeling.errors import InvalidArgument
+from agentic_labeling.images import upright_size
 
 __all__ = [
     "BORDER_TOLERANCE",
@@ -196,11 +197,12 @@ def image_extension(path: Path) -> str:
 
 
 def read_image_header(path: Path) -> ImageHeader:
-    """The format and size in `path`'s header (pixels are not decoded); see `image_extension`."""
+    """The format and upright size (EXIF orientation applied, as everywhere in the registry)
+    in `path`'s header (pixels are not decoded); see `image_extension`."""
     try:
         with Image.open(path) as image:
             found = image.format
-            width, height = image.size
+            width, height = upright_size(image)
     except (UnidentifiedImageError, OSError) as error:
         raise InvalidArgument(f"{path}: not a readable image ({error})", field="image") from error
     extension = _FORMAT_EXTENSIONS.get(found or "")

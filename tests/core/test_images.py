@@ -7,6 +7,7 @@ import io
 
 import numpy as np
 import pytest
+from image_samples import declared_png, oriented_jpeg, upright_test_image
 from PIL import Image
 
 from agentic_labeling.errors import InvalidArgument
@@ -75,3 +76,58 @@ def test_image_at_the_pixel_limit_is_accepted() -> None:
 def test_jpeg_cut_inside_its_header_is_refused_as_unreadable() -> None:
     data = _encoded("JPEG", size=(64, 64))
     assert _refusal(data[:40]).reason == "UNREADABLE_IMAGE"
+
+
+# --- decompression bombs, EXIF orientation, high bit depths -------------------------------------
+
+
+@pytest.mark.parametrize("side", [20_000, 60_000])
+def test_a_decompression_bomb_is_too_large_with_the_limit_not_unreadable(side: int) -> None:
+    error = _refusal(declared_png(side, side), max_pixels=40_000_000)
+    assert error.reason == "IMAGE_TOO_LARGE"
+    assert error.metadata["limit"] == "40000000"
+    assert "40000000" in error.message
+
+
+def test_an_image_over_the_limit_but_under_pillows_bomb_limit_names_its_size() -> None:
+    error = _refusal(declared_png(10_000, 5_000), max_pixels=40_000_000)
+    assert error.reason == "IMAGE_TOO_LARGE"
+    assert error.metadata == {"width": "10000", "height": "5000", "limit": "40000000"}
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_on_decode(orientation: int) -> None:
+    upright = upright_test_image()
+    decoded = decode_image(oriented_jpeg(orientation, upright), max_pixels=10_000)
+    assert (decoded.width, decoded.height) == upright.size
+    difference = np.abs(decoded.pixels.astype(int) - np.asarray(upright).astype(int))
+    assert difference.mean() < 3
+
+
+def test_sixteen_bit_grayscale_png_keeps_its_gradient_as_the_high_byte() -> None:
+    gradient = np.tile(np.linspace(0, 65535, 256).astype(np.uint16), (8, 1))
+    buffer = io.BytesIO()
+    Image.fromarray(gradient).save(buffer, format="PNG")
+    decoded = decode_image(buffer.getvalue(), max_pixels=10_000)
+    row = decoded.pixels[0, :, 0].astype(int)
+    assert np.array_equal(row, gradient[0] >> 8)
+    assert row[0] == 0
+    assert row[-1] == 255
+    assert np.all(np.diff(row) >= 0)
+    assert len(np.unique(row)) > 200  # a gradient, not white or black
+
+
+@pytest.mark.parametrize(
+    ("array", "mode"),
+    [
+        (np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8), "F"),
+        ((np.arange(64) * 100_000).reshape(8, 8).astype(np.int32), "I"),
+    ],
+)
+def test_float_and_32_bit_tiffs_are_refused_naming_the_mode(array: np.ndarray, mode: str) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="TIFF")
+    error = _refusal(buffer.getvalue())
+    assert error.reason == "UNSUPPORTED_IMAGE_MODE"
+    assert error.metadata == {"mode": mode}
+    assert f"mode {mode}" in error.message
