@@ -145,7 +145,26 @@ class Registry:
             logger.info("repaired the stores at start-up", extra=asdict(report))
         return registry
 
-    async def close(self) -> None:
+    async def close(self, *, drain_outbox_s: float = 0.0) -> None:
+        """Close the stores; first apply the pending outbox for up to `drain_outbox_s`.
+
+        A graceful stop cancels RPCs whose batch committed but had not yet applied its
+        outbox (a client that went away, the end of the shutdown grace); draining here puts
+        their vectors into Qdrant now instead of at the next start. What the bound cuts off
+        stays in the outbox, which the next start applies."""
+        if drain_outbox_s > 0:
+            try:
+                applied = await asyncio.wait_for(self.apply_outbox(), drain_outbox_s)
+            except TimeoutError:
+                logger.warning(
+                    "the outbox was not drained before the stop; the next start applies the rest",
+                    extra={"drain_outbox_s": drain_outbox_s},
+                )
+            except Exception:  # a store that is already down: the next start applies it
+                logger.exception("could not drain the outbox before the stop")
+            else:
+                if applied:
+                    logger.info("drained the outbox before the stop", extra={"applied": applied})
         await self.vectors.close()
         await self.database.close()
 

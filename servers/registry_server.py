@@ -77,7 +77,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Sequence[ServiceReg
         yield services(registry, operations, settings)
     finally:
         await operations.close()  # running jobs stop (and clean up) before the stores close
-        await registry.close()
+        await registry.close(drain_outbox_s=settings.shutdown_grace_s)
 
 
 def run(settings: Settings, *, port_file: Path | None = None) -> None:
