@@ -12,7 +12,6 @@ import importlib
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -441,16 +440,15 @@ def test_method_not_built_on_the_server_exits_3(
 # --- the installed console script ---------------------------------------------------------------
 
 
-def test_console_script_help_exits_0_quickly() -> None:
+def test_console_script_help_exits_0() -> None:
+    # Why it is quick is test_cli_import_loads_no_server_grpc_or_model_code's job; a
+    # wall-clock bound here would fail whenever the machine is busy. The timeout is a hang guard.
     script = Path(sys.executable).with_name("alabel")
-    started = time.monotonic()
     done = subprocess.run(
-        [str(script), "--help"], capture_output=True, text=True, timeout=60, check=False
+        [str(script), "--help"], capture_output=True, text=True, timeout=120, check=False
     )
-    elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     assert "Commands:" in done.stdout
-    assert elapsed < 5.0, f"alabel --help took {elapsed:.1f} s"
 
 
 def test_cli_import_loads_no_server_grpc_or_model_code() -> None:

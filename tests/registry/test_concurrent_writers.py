@@ -1,11 +1,13 @@
 """16 concurrent writers x 50 batches on shared sources, frames, categories and tracks: every
-object present exactly once, no deadlock, no foreign-key violation, retries created nothing."""
+object present exactly once, no deadlock, no foreign-key violation, retries created nothing.
+
+How fast they go is a benchmark's question (bench/registry_ingest.py, 1 and 16 writers), not a
+test's: a wall-clock bound fails whenever the machine is busy."""
 
 from __future__ import annotations
 
 import asyncio
 import random
-import time
 from uuid import UUID, uuid4
 
 import pytest
@@ -15,6 +17,8 @@ from agentic_labeling.registry.records import BoundingBox, NewObject
 WRITERS = 16
 BATCHES = 50
 PER_BATCH = 10
+# Only a hang guard (a deadlock that Postgres did not break), never a speed check.
+HANG_GUARD_S = 600
 NAMES = ["cat", "dog", "bird", "car", "person", "Cat", "DOG", "bus"]
 
 
@@ -28,6 +32,7 @@ async def deadlock_count(repo) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(HANG_GUARD_S + 120)
 async def test_16_concurrent_writers_store_every_object_once_without_deadlock(repo, build) -> None:
     images = [await build.image(4000, 4000) for _ in range(3)]
     videos = [await build.video(frames=4, width=4000, height=4000) for _ in range(2)]
@@ -78,13 +83,13 @@ async def test_16_concurrent_writers_store_every_object_once_without_deadlock(re
             pages += 1
         return pages
 
-    start = time.perf_counter()
     stop = asyncio.Event()
     reading = asyncio.create_task(reader(stop))
-    replays = await asyncio.wait_for(asyncio.gather(*(writer(n) for n in range(WRITERS))), 60)
+    replays = await asyncio.wait_for(
+        asyncio.gather(*(writer(n) for n in range(WRITERS))), HANG_GUARD_S
+    )
     stop.set()
     assert await reading > 0
-    elapsed = time.perf_counter() - start
 
     async with repo.db.connection() as conn:
         cursor = await conn.execute("SELECT id FROM objects")
@@ -98,4 +103,3 @@ async def test_16_concurrent_writers_store_every_object_once_without_deadlock(re
     assert await deadlock_count(repo) == deadlocks_before
     # One category per case-insensitive name, whoever created it first.
     assert len((await repo.categories.list()).items) == len({n.casefold() for n in NAMES})
-    assert elapsed < 30, f"{elapsed:.1f} s"

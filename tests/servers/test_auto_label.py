@@ -135,6 +135,9 @@ def _png(tag: str, index: int, *, width: int = WIDTH, height: int = HEIGHT) -> b
 
 def _config(classes: Sequence[str], **fields: object) -> labeling_pb2.AutoLabelRequest:
     fields.setdefault("max_objects_per_image", MAX_OBJECTS)
+    if "min_confidence" not in fields:
+        # The tiny Florence-2's confidences are near 0: the default (0.5) would drop them all.
+        fields.setdefault("confidence_threshold", 0.0)
     return labeling_pb2.AutoLabelRequest(
         config=labeling_pb2.AutoLabelConfig(class_names=classes, **fields)  # type: ignore[arg-type]
     )
@@ -234,7 +237,8 @@ async def _images_in_flight(stub: labeling_pb2_grpc.LabelingServiceStub) -> int:
 
 
 async def _wait_until_idle(stub: labeling_pb2_grpc.LabelingServiceStub) -> None:
-    deadline = time.monotonic() + 15
+    # A hang guard (the window never drains), generous enough for a busy machine.
+    deadline = time.monotonic() + 120
     while (in_flight := await _images_in_flight(stub)) != 0:
         assert time.monotonic() < deadline, f"{in_flight} images still in flight"
         await asyncio.sleep(0.1)

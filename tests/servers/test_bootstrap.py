@@ -33,6 +33,8 @@ SLOW_SERVICE = "agentic_labeling.testing.v1.SlowService"
 GRPCURL = Path(sys.executable).with_name("grpcurl")
 # How a server that is stopping turns a new RPC away. Usually UNAVAILABLE (the connection is
 # refused); an RPC that reaches gRPC's core in the instant shutdown begins is CANCELLED.
+# Hang guards only: a stuck stop or exit fails instead of hanging; never a speed check.
+HANG_S = 120
 REFUSED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
 
 
@@ -345,17 +347,14 @@ async def test_stop_turns_health_not_serving_first(start_probe: Any) -> None:
 
 async def test_stop_cancels_rpcs_still_running_after_the_grace(start_probe: Any) -> None:
     started = await start_probe()
-    in_flight = asyncio.ensure_future(started.call("unary_unary", b"block", deadline_s=30))
+    # The RPC blocks until released, which never happens: stop() returns only by cancelling it.
+    in_flight = asyncio.ensure_future(started.call("unary_unary", b"block", deadline_s=HANG_S))
     await started.state.wait_blocked(1)
-    loop = asyncio.get_running_loop()
 
-    began = loop.time()
-    await started.server.stop(0.2)
-    took = loop.time() - began
+    await asyncio.wait_for(started.server.stop(0.2), HANG_S)
 
     err = await rpc_error(in_flight)
     assert err.code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
-    assert took < 2.0
 
 
 def handlers_installed(original: Any) -> Callable[[], bool]:
@@ -484,28 +483,26 @@ def json_logs(stderr: bytes) -> list[dict[str, Any]]:
 async def test_sigterm_lets_the_in_flight_rpc_finish_and_the_process_exits_zero(
     tmp_path: Path,
 ) -> None:
-    grace_s = 5.0
+    # A grace far longer than the hang guard: a server that waited it out instead of exiting
+    # once the RPC is done trips the guard; a busy machine never makes the RPC miss it.
+    grace_s = 10 * HANG_S
     async with slow_server_process(tmp_path, grace_s) as (process, channel):
-        sleeping = channel.unary_stream(f"/{SLOW_SERVICE}/Sleep")(b"1.0", timeout=15)
+        sleeping = channel.unary_stream(f"/{SLOW_SERVICE}/Sleep")(b"1.0", timeout=HANG_S)
         assert await sleeping.read() == b"started"
-        loop = asyncio.get_running_loop()
 
         process.send_signal(signal.SIGTERM)
-        signalled_at = loop.time()
         refused = await until_refused(
             lambda: channel.unary_unary(f"/{SLOW_SERVICE}/Ping")(b"", timeout=1)
         )
         still_running = not sleeping.done()
         last = await sleeping.read()
         code = await sleeping.code()
-        returncode = await asyncio.wait_for(process.wait(), grace_s)
-        exited_after = loop.time() - signalled_at
+        returncode = await asyncio.wait_for(process.wait(), HANG_S)
 
         assert refused.code() in REFUSED
         assert still_running
         assert (last, code) == (b"done", grpc.StatusCode.OK)
         assert returncode == 0
-        assert exited_after < grace_s
         assert process.stderr is not None
         logs = json_logs(await process.stderr.read())
         assert any(e.get("signal") == "SIGTERM" for e in logs)
@@ -516,20 +513,21 @@ async def test_sigterm_cancels_an_rpc_longer_than_the_grace_and_still_exits_zero
     tmp_path: Path,
 ) -> None:
     grace_s = 0.5
+    # The RPC would outlive the hang guard many times over (and its own deadline is as long):
+    # the process exits in time only by cancelling it after the grace.
+    longer = 10 * HANG_S
     async with slow_server_process(tmp_path, grace_s) as (process, channel):
-        sleeping = channel.unary_stream(f"/{SLOW_SERVICE}/Sleep")(b"60", timeout=30)
+        sleeping = channel.unary_stream(f"/{SLOW_SERVICE}/Sleep")(
+            str(longer).encode(), timeout=longer
+        )
         assert await sleeping.read() == b"started"
-        loop = asyncio.get_running_loop()
 
         process.send_signal(signal.SIGTERM)
-        signalled_at = loop.time()
         err = await rpc_error(sleeping.read())
-        returncode = await asyncio.wait_for(process.wait(), 10)
-        exited_after = loop.time() - signalled_at
+        returncode = await asyncio.wait_for(process.wait(), HANG_S)
 
         assert err.code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
         assert returncode == 0
-        assert exited_after < grace_s + 3.0
 
 
 # --- grpcurl through reflection -------------------------------------------------------------

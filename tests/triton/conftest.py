@@ -48,10 +48,11 @@ def leftover_processes() -> Callable[[str], list[str]]:
     """A function: the live processes mentioning a text once the stubs had time to exit.
 
     tritonserver and its Python stubs name the model repository on their command lines; a stub
-    notices its server is gone within a second or two.
+    notices its server is gone within a second or two. `settle_s` is only a hang guard (the
+    wait ends as soon as they are gone), generous for a busy machine.
     """
 
-    def leftovers(text: str, settle_s: float = 5.0) -> list[str]:
+    def leftovers(text: str, settle_s: float = 60.0) -> list[str]:
         deadline = time.monotonic() + settle_s
         while (found := _live_processes_mentioning(text)) and time.monotonic() < deadline:
             time.sleep(0.1)
