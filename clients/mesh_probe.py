@@ -13,7 +13,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.grpc import InferenceServerException
 from tritonclient.grpc import aio as triton_aio
 
-__all__ = ["ComponentState", "ModelState", "TritonState", "probe_registry", "probe_triton"]
+__all__ = [
+    "ComponentState",
+    "ModelState",
+    "TritonState",
+    "probe_registry",
+    "probe_triton",
+    "served_embedding_dimension",
+]
 
 REGISTRY_SERVICE = "agentic_labeling.v1.RegistryService"
 
@@ -85,3 +92,27 @@ async def probe_triton(url: str, *, timeout_s: float) -> TritonState:
         for m in index.models
     )
     return TritonState(ComponentState(url, True, version=metadata.version), models)
+
+
+def _blank_png(size: int = 32) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), (127, 127, 127)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+async def served_embedding_dimension(url: str, *, timeout_s: float) -> int:
+    """The length of the embeddings the served DINOv2 gives: one small blank image embedded.
+
+    Asking the model itself covers every way of serving it (local weights, hub ids, a Triton
+    elsewhere); its config.pbtxt declares the output as variable-length. Raises the domain
+    errors of `TritonModels.embed` when it cannot answer.
+    """
+    from agentic_labeling.clients.triton_models import TritonModels
+
+    async with TritonModels(url, deadline_s=timeout_s) as models:
+        embeddings = await models.embed(_blank_png(), [])
+    return int(embeddings.shape[-1])

@@ -12,7 +12,9 @@ The metrics port of the registry and the orchestrator comes from `registry_metri
 `orchestrator_metrics_port` (0: any free port, -1: no endpoint); other servers have none
 unless the caller passes `metrics_port`. The bound metrics port is in the "listening" line
 (`metrics_port`), on `RunningServer.metrics_port`, and, with a port file `X`, in `X.metrics`
-(written before `X`, so a reader that sees `X` finds it; removed on stop like `X`).
+(written before `X`, so a reader that sees `X` finds it; removed on stop like `X`). A server
+whose stores refuse to open (a domain error before it listens) writes why to `X.error` (JSON:
+message, reason, metadata) before it exits, so `alabel up` can say it in one line.
 
 A CLI command calls `run_server(settings, name=..., port=..., services_factory=...)`; tests
 and embedders use `start_server` and `RunningServer.stop` directly.
@@ -22,13 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import descriptor, descriptor_pool
@@ -36,7 +39,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
-from agentic_labeling.errors import Unavailable
+from agentic_labeling.errors import DomainError, Unavailable
 from agentic_labeling.logs import configure_logging
 from agentic_labeling.servers.error_status import DomainErrorInterceptor
 from agentic_labeling.servers.metrics import MetricsEndpoint, RpcMetricsInterceptor
@@ -45,6 +48,7 @@ from agentic_labeling.settings import Settings
 __all__ = [
     "RunningServer",
     "ServiceRegistration",
+    "error_file",
     "metrics_port_file",
     "run_server",
     "serve_until_signalled",
@@ -52,6 +56,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 
@@ -134,12 +140,16 @@ def metrics_port_file(port_file: Path) -> Path:
     return port_file.with_name(port_file.name + ".metrics")
 
 
-def _write_port_file(path: Path, port: int) -> None:
-    """Write the port atomically, so a reader never sees a half-written number."""
+def _write_text_atomically(path: Path, text: str) -> None:
+    """A reader never sees a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(f"{port}\n", encoding="ascii")
+    temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)
+
+
+def _write_port_file(path: Path, port: int) -> None:
+    _write_text_atomically(path, f"{port}\n")
 
 
 class RunningServer:
@@ -396,6 +406,35 @@ async def serve_until_signalled(running: RunningServer, grace_s: float) -> None:
         await _serve(running, grace_s, received)
 
 
+def error_file(port_file: Path) -> Path:
+    """Where a server that failed to start says why, beside its port file: `X` -> `X.error`."""
+    return port_file.with_name(port_file.name + ".error")
+
+
+@contextlib.asynccontextmanager
+async def _report_start_failure(
+    port_file: Path | None, lifespan: contextlib.AbstractAsyncContextManager[T]
+) -> AsyncIterator[T]:
+    """Enter `lifespan`; a domain error while opening it (a store that refuses to open) is
+    also written, as JSON, to the port file's `.error` file for the process that waits on it."""
+    if port_file is not None:
+        error_file(port_file).unlink(missing_ok=True)
+    try:
+        entered = await lifespan.__aenter__()
+    except DomainError as error:
+        if port_file is not None:
+            report = {"message": error.message, "reason": error.reason, "metadata": error.metadata}
+            _write_text_atomically(error_file(port_file), json.dumps(report))
+        raise
+    try:
+        yield entered
+    except BaseException as error:
+        if not await lifespan.__aexit__(type(error), error, error.__traceback__):
+            raise
+    else:
+        await lifespan.__aexit__(None, None, None)
+
+
 def run_server(
     settings: Settings,
     *,
@@ -430,7 +469,7 @@ def run_server(
                 if isinstance(made, contextlib.AbstractAsyncContextManager)
                 else contextlib.nullcontext(made)
             )
-            async with lifespan as services:
+            async with _report_start_failure(port_file, lifespan) as services:
                 running = await start_server(
                     settings,
                     name=name,

@@ -46,8 +46,15 @@ Traps handled, and why (each seen on these machines; see DESIGN.md):
   the CPUs divided by the number of models, at least 1) so several instances do not
   oversubscribe 2 cores.
 - Logs: tritonserver's stdout and stderr go to one file, so the stubs' own output and
-  tracebacks land beside Triton's log. A failed start raises with the models' load errors
-  (Triton writes them with escaped newlines; they are unescaped) and the log's last lines.
+  tracebacks land beside Triton's log. The file is appended to, after a banner line naming the
+  start, never overwritten (a second start must not wipe the log of a server still running).
+  A failed start raises with the models' load errors (Triton writes them with escaped
+  newlines; they are unescaped) and the last lines this start wrote.
+- Before anything starts: the weights (`check_weights`: with a models dir, each model's
+  directory and config.json; without one, the hub reachable or the weights cached, else one
+  line instead of transformers' retries) and the ports. A port that is already taken is refused
+  up front: tritonserver would die on it, while the server holding it (another Triton) would
+  answer the readiness checks in its place. Readiness counts only while our process lives.
 - Loopback HTTP polling bypasses any `http_proxy` of the environment, and status queries to a
   loopback gRPC address disable gRPC's proxy support, for the same reason.
 - Stopping: SIGTERM lets Triton finish in-flight requests for up to `--exit-timeout-secs`
@@ -79,6 +86,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -93,6 +101,7 @@ from typing import Any, Literal
 
 from agentic_labeling.errors import FailedPrecondition, InvalidArgument, Unavailable
 from agentic_labeling.local_mesh import unused_port
+from agentic_labeling.models.loading import check_hub_weights, check_models_dir
 from agentic_labeling.settings import ENV_PREFIX
 from agentic_labeling.state_file import StateFile
 
@@ -102,6 +111,7 @@ __all__ = [
     "TritonLaunch",
     "TritonStateFile",
     "TritonStatus",
+    "check_weights",
     "default_model_repository",
     "default_torch_threads",
     "find_tritonserver",
@@ -309,8 +319,12 @@ class TritonHandle:
     log_file: Path
     model_repository: Path
     started_at: float = field(default_factory=time.time)
+    # The weights it serves (None: the hub ids); `alabel up` adopts only a server with its own.
+    models_dir: Path | None = None
     # Set when this process started it (and must reap it); None when read from a state file.
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
+    # Where this server's part of the (appended) log begins.
+    log_start: int = field(default=0, repr=False, compare=False)
 
     @property
     def address(self) -> str:
@@ -352,6 +366,7 @@ class TritonHandle:
             "metrics_url": self.metrics_url,
             "log_file": str(self.log_file),
             "model_repository": str(self.model_repository),
+            "models_dir": None if self.models_dir is None else str(self.models_dir),
             "started_at": self.started_at,
         }
 
@@ -366,6 +381,7 @@ class TritonHandle:
             log_file=Path(data["log_file"]),
             model_repository=Path(data["model_repository"]),
             started_at=float(data["started_at"]),
+            models_dir=Path(data["models_dir"]) if data.get("models_dir") else None,
         )
 
 
@@ -486,11 +502,15 @@ def _python_libdir() -> str | None:
 
 
 def triton_environment(
-    launch: TritonLaunch, torch_threads: int, base: Mapping[str, str] | None = None
+    launch: TritonLaunch,
+    torch_threads: int,
+    base: Mapping[str, str] | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment tritonserver (and so every stub) runs with."""
+    """The environment tritonserver (and so every stub) runs with; `extra` is added last."""
     source = os.environ if base is None else base
     env = {k: v for k, v in source.items() if not k.startswith(ENV_PREFIX)}
+    env.update(extra or {})
     # sys.executable unresolved: the venv's bin/, not the base interpreter its python links to.
     env["PATH"] = os.pathsep.join(
         [str(Path(sys.executable).parent), *filter(None, [env.get("PATH")])]
@@ -572,18 +592,24 @@ def start_triton(launch: TritonLaunch) -> TritonHandle:
             "device gpu was asked for, but no NVIDIA GPU is visible on this machine",
             reason="NO_GPU",
         )
-    launch = _with_ports(launch)
     models = repository_models(launch.model_repository)
+    hub_environment = check_weights(launch.models_dir, models)
+    _check_ports_free(launch)
+    launch = _with_ports(launch)
     threads = launch.torch_threads or default_torch_threads(len(models))
     log_file = launch.log_file or Path(tempfile.mkdtemp(prefix="tritonserver-")) / "triton.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("wb") as log:
+    # Appended, never overwritten: the log of an earlier (maybe still running) server stays.
+    with log_file.open("ab") as log:
+        log_start = log.tell()
+        log.write(_banner(launch).encode())
+        log.flush()
         process = subprocess.Popen(
             triton_command(launch, binary, backends),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=triton_environment(launch, threads),
+            env=triton_environment(launch, threads, extra=hub_environment),
             start_new_session=launch.detached,
         )
     handle = TritonHandle(
@@ -594,7 +620,9 @@ def start_triton(launch: TritonLaunch) -> TritonHandle:
         metrics_port=launch.metrics_port,
         log_file=log_file,
         model_repository=launch.model_repository.resolve(),
+        models_dir=None if launch.models_dir is None else launch.models_dir.expanduser().resolve(),
         process=process,
+        log_start=log_start,
     )
     try:
         _wait_ready(handle, launch.ready_timeout_s)
@@ -604,6 +632,52 @@ def start_triton(launch: TritonLaunch) -> TritonHandle:
         handle.stop(grace_s=10.0)
         raise
     return handle
+
+
+def check_weights(models_dir: Path | None, models: list[str]) -> dict[str, str]:
+    """Before starting: the weights of `models` are there (one error line if not); returns the
+    environment the models need to load them (HF_HUB_OFFLINE when the hub is unreachable)."""
+    if models_dir is not None:
+        check_models_dir(models_dir, models)
+        return {}
+    return check_hub_weights(models)
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    probe_host = host if host not in ("", "0.0.0.0") else "127.0.0.1"
+    family = socket.AF_INET6 if ":" in probe_host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As the servers bind: only a listener holds the port, not old connections' TIME_WAIT.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((probe_host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _check_ports_free(launch: TritonLaunch) -> None:
+    """FailedPrecondition when a port asked for is taken: tritonserver would die on it, while
+    whatever holds the port (another Triton) answered the readiness checks in its place."""
+    for name in ("grpc_port", "http_port", "metrics_port"):
+        port = getattr(launch, name)
+        if port and _port_in_use(launch.host, port):
+            flag = "--" + name.replace("_", "-")
+            raise FailedPrecondition(
+                f"{name.replace('_', ' ')} {port} on {launch.host} is in use (another"
+                f" tritonserver? `alabel triton status` says): stop it, or choose another"
+                f" {flag} (0 takes a free one)",
+                reason="PORT_IN_USE",
+                metadata={"port": str(port)},
+            )
+
+
+def _banner(launch: TritonLaunch) -> str:
+    when = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return (
+        f"==== {when} alabel: starting tritonserver (gRPC {launch.host}:{launch.grpc_port},"
+        f" repository {launch.model_repository}) ====\n"
+    )
 
 
 def _http(url: str, body: bytes | None = None, timeout_s: float = 2.0) -> tuple[int, Any]:
@@ -626,20 +700,21 @@ def _wait_ready(handle: TritonHandle, timeout_s: float) -> None:
         if handle.process.poll() is not None:
             raise Unavailable(
                 f"tritonserver exited with status {handle.process.returncode} before its models"
-                f" were ready{_failure_details(handle.log_file)}",
+                f" were ready{_failure_details(handle.log_file, handle.log_start)}",
                 reason="TRITON_START_FAILED",
             )
         status, _ = _http(handle.http_url + "/v2/health/ready")
         if status == 200:
             not_ready = _models_not_ready(handle)
-            if not not_ready:
+            # Ready, and still our process that answered: never report a dead server as up.
+            if not not_ready and handle.process.poll() is None:
                 return
         else:
             not_ready = ["the server (not answering yet)"]
         if time.monotonic() > deadline:
             raise Unavailable(
                 f"tritonserver was not ready within {timeout_s:g} s (waiting for"
-                f" {', '.join(not_ready)}){_failure_details(handle.log_file)}",
+                f" {', '.join(not_ready)}){_failure_details(handle.log_file, handle.log_start)}",
                 reason="TRITON_START_TIMEOUT",
             )
         time.sleep(_POLL_S)
@@ -677,10 +752,13 @@ def _check_on_gpu(handle: TritonHandle, models: list[str]) -> None:
 _LOAD_FAILURE = re.compile(r"failed to load '([^']+)' version \d+: (.*?)\"?$")
 
 
-def _failure_details(log_file: Path) -> str:
-    """The models' load errors (tracebacks unescaped) and the log's last lines, for an error."""
+def _failure_details(log_file: Path, start: int = 0) -> str:
+    """The models' load errors (tracebacks unescaped) and the log's last lines, for an error;
+    only what this server wrote, from `start` on (earlier starts append to the same file)."""
     try:
-        lines = log_file.read_text(errors="replace").splitlines()
+        with log_file.open("rb") as log:
+            log.seek(start)
+            lines = log.read().decode(errors="replace").splitlines()
     except OSError:
         return f"\n(no log at {log_file})"
     parts = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -59,8 +60,12 @@ def _no_alabel_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def alabel(data_dir: Path, *args: str, models_dir: Path | None = None) -> Result:
-    settings = ["--data-dir", str(data_dir), "--embedding-dimension", "32", *FREE_PORTS]
+def alabel(
+    data_dir: Path, *args: str, models_dir: Path | None = None, dimension: str | None = "32"
+) -> Result:
+    settings = ["--data-dir", str(data_dir), *FREE_PORTS]
+    if dimension is not None:
+        settings += ["--embedding-dimension", dimension]
     if models_dir is not None:
         settings += ["--models-dir", str(models_dir)]
     return CliRunner().invoke(cli, [*settings, *args])
@@ -365,3 +370,234 @@ def test_a_recorded_pid_reused_by_another_program_is_never_signalled(tmp_path: P
     finally:
         other.kill()
         other.wait()
+
+
+# --- issue 12: --models-dir checked before anything starts ------------------------------------
+
+
+def test_up_with_a_missing_models_dir_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
+    result = alabel(tmp_path, "up", models_dir=tmp_path / "nope")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: --models-dir {tmp_path / 'nope'} does not exist: give the directory holding"
+        " florence2/, sam2/ and dinov2/ (`alabel models make-tiny DIR` builds tiny ones), or"
+        " leave the flag out to download the real checkpoints"
+    ]
+    assert not (tmp_path / "run").exists()
+
+
+def test_up_with_a_models_dir_missing_a_model_names_it_and_starts_nothing(
+    tmp_path: Path,
+) -> None:
+    models = tmp_path / "models"
+    for name in ("florence2", "dinov2"):
+        (models / name).mkdir(parents=True)
+        (models / name / "config.json").write_text("{}")
+    result = alabel(tmp_path / "data", "up", models_dir=models)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: --models-dir {models} has no sam2/ directory (weights in transformers format,"
+        " as `alabel models make-tiny DIR` writes them)"
+    ]
+    assert not (tmp_path / "data" / "run").exists()
+
+
+# --- issue 12: the registry's embedding length follows the served DINOv2 -----------------------
+
+
+def _recorded_dimension(data_dir: Path) -> int:
+    import asyncio
+
+    from agentic_labeling.registry.coordinator import Registry
+    from agentic_labeling.settings import Settings
+
+    async def opened() -> int:
+        registry = await Registry.open(Settings(data_dir=data_dir))
+        try:
+            return registry.embedding_dimension
+        finally:
+            await registry.close()
+
+    return asyncio.run(opened())
+
+
+def test_up_on_a_new_data_dir_records_the_served_dinov2s_dimension(
+    served_triton: TritonHandle,
+) -> None:
+    data_dirs = registry_data_dir()
+    data_dir = next(data_dirs)
+    try:
+        result = alabel(data_dir, "--triton-url", served_triton.address, "up", dimension=None)
+        assert result.exit_code == 0, result.output
+        assert alabel(data_dir, "down").exit_code == 0
+        assert _recorded_dimension(data_dir) == 32  # the tiny DINOv2's, not 768
+    finally:
+        next(data_dirs, None)
+
+
+def test_up_on_a_data_dir_of_another_dimension_fails_in_one_line_and_stops_what_it_started(
+    served_triton: TritonHandle,
+) -> None:
+    import asyncio
+
+    from agentic_labeling.registry.coordinator import Registry
+    from agentic_labeling.settings import Settings
+
+    data_dirs = registry_data_dir()
+    data_dir = next(data_dirs)
+    try:
+
+        async def create_768() -> None:
+            await (
+                await Registry.open(Settings(data_dir=data_dir, embedding_dimension=768))
+            ).close()
+
+        asyncio.run(create_768())
+        result = alabel(data_dir, "--triton-url", served_triton.address, "up", dimension=None)
+        assert result.exit_code == 1
+        assert result.stderr.splitlines() == [
+            f"error: the data directory {data_dir} holds 768-dimensional embeddings; the served"
+            " DINOv2 gives 32: serve the DINOv2 it was created with (--models-dir), or use"
+            " another --data-dir"
+        ]
+        assert _processes_of(data_dir) == []
+        assert not (data_dir / "run" / "mesh.json").exists()
+    finally:
+        next(data_dirs, None)
+
+
+def test_an_embedding_dimension_that_contradicts_the_served_dinov2_is_refused(
+    served_triton: TritonHandle,
+) -> None:
+    data_dirs = registry_data_dir()
+    data_dir = next(data_dirs)
+    try:
+        result = alabel(data_dir, "--triton-url", served_triton.address, "up", dimension="768")
+        assert result.exit_code == 1
+        assert result.stderr.splitlines()[-1] == (
+            "error: the served DINOv2 gives 32-dimensional embeddings; --embedding-dimension 768"
+            " contradicts it: leave the flag out"
+        )
+        assert _processes_of(data_dir) == []
+    finally:
+        next(data_dirs, None)
+
+
+# --- issue 13.10: a half-dead mesh is repaired; logs are appended --------------------------------
+
+
+def test_up_starts_a_killed_part_again_and_keeps_the_live_ones(
+    served_triton: TritonHandle,
+) -> None:
+    data_dirs = registry_data_dir()
+    data_dir = next(data_dirs)
+    try:
+        first = alabel(data_dir, "--triton-url", served_triton.address, "up", "--json")
+        assert first.exit_code == 0, first.output
+        parts = {c["name"]: c for c in json.loads(first.stdout)["components"]}
+        os.kill(parts["registry"]["pid"], signal.SIGKILL)
+        assert _gone(parts["registry"]["pid"])
+
+        again = alabel(data_dir, "--triton-url", served_triton.address, "up", "--json")
+        assert again.exit_code == 0, again.output
+        assert f"registry (pid {parts['registry']['pid']}) is not running any more" in (
+            again.stderr
+        )
+        now = {c["name"]: c for c in json.loads(again.stdout)["components"]}
+        assert now["orchestrator"]["pid"] == parts["orchestrator"]["pid"]  # kept
+        assert now["registry"]["pid"] != parts["registry"]["pid"]
+        assert now["registry"]["address"] == parts["registry"]["address"]  # same port
+        assert _serving(now["registry"]["address"])
+        with grpc.insecure_channel(now["orchestrator"]["address"]) as channel:
+            stub = labeling_pb2_grpc.LabelingServiceStub(channel)  # type: ignore[no-untyped-call]
+            status = stub.GetMeshStatus(labeling_pb2.GetMeshStatusRequest(), timeout=30)
+        assert status.registry.reachable, status.registry.message
+        log = (data_dir / "run" / "registry.log").read_text()
+        assert log.count("alabel: starting `alabel serve registry`") == 2  # appended
+        assert alabel(data_dir, "down").exit_code == 0
+        assert _processes_of(data_dir) == []
+    finally:
+        next(data_dirs, None)
+
+
+# --- issue 12: `alabel triton start` then `alabel up` -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def triton_started(tiny_models_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """`alabel triton start` for a data directory, as a user runs it before `alabel up`."""
+    data_dirs = registry_data_dir()
+    data_dir = next(data_dirs)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--data-dir",
+            str(data_dir),
+            "--models-dir",
+            str(tiny_models_dir),
+            "triton",
+            "start",
+            "--device",
+            "cpu",
+            "--grpc-port",
+            "0",
+            "--http-port",
+            "0",
+            "--metrics-port",
+            "0",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    yield data_dir, json.loads(result.stdout)
+    CliRunner().invoke(cli, ["--data-dir", str(data_dir), "triton", "stop", "--grace", "5"])
+    alabel(data_dir, "down", "--grace", "5")
+    next(data_dirs, None)
+
+
+def test_up_refuses_a_triton_start_server_on_other_ports_and_says_what_differs(
+    triton_started: tuple[Path, dict[str, Any]], tiny_models_dir: Path
+) -> None:
+    data_dir, server = triton_started
+    other = str(unused_port())
+    result = alabel(
+        data_dir,
+        "up",
+        "--triton-grpc-port",
+        other,
+        "--triton-http-port",
+        "0",
+        "--triton-metrics-port",
+        "0",
+        models_dir=tiny_models_dir,
+    )
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: Triton started by `alabel triton start` already runs for this --data-dir"
+        f" (pid {server['pid']}, gRPC {server['address']}) with gRPC port"
+        f" {server['grpc_port']} (asked: {other}): `alabel triton stop` stops it, or run"
+        " `alabel up` with the settings it was started with"
+    ]
+    assert process_is_running(server["pid"])
+    assert not (data_dir / "run" / "mesh.json").exists()
+
+
+def test_up_adopts_a_triton_start_server_and_down_stops_it_too(
+    triton_started: tuple[Path, dict[str, Any]], tiny_models_dir: Path
+) -> None:
+    data_dir, server = triton_started
+    log_before = Path(server["log_file"]).read_text()
+    result = alabel(data_dir, "up", *FREE_TRITON_PORTS, "--json", models_dir=tiny_models_dir)
+    assert result.exit_code == 0, result.output
+    triton = json.loads(result.stdout)["components"][0]
+    assert (triton["pid"], triton["address"], triton["adopted"]) == (
+        server["pid"],
+        server["address"],
+        True,
+    )
+    assert Path(server["log_file"]).read_text().startswith(log_before)  # not overwritten
+    stopped = alabel(data_dir, "down")
+    assert stopped.exit_code == 0, stopped.output
+    assert stopped.stdout.splitlines()[-1].startswith(f"stopped triton (pid {server['pid']})")
+    assert _gone(server["pid"])
+    assert not (data_dir / "run" / "triton.json").exists()

@@ -2,7 +2,9 @@
 
 `start_background_server` runs `alabel serve registry|orchestrator` as a process that outlives
 the command (its own session: the terminal's Ctrl-C does not reach it), logging to a file, and
-returns once it serves: its port file is written and gRPC health says SERVING. Settings reach it
+returns once it serves: its port file is written and gRPC health says SERVING. Its log is
+appended to (a banner line marks each start); a server that refuses to start says why in its
+port file's `.error` file, which becomes the error's message. Settings reach it
 as `ALABEL_*` variables built from the caller's resolved settings, not as flags: a Postgres DSN
 with a password must not show in `ps` (a process's environment is readable by its owner only).
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -34,6 +37,7 @@ __all__ = [
     "log_tail",
     "process_is_running",
     "process_start_ticks",
+    "serving",
     "settings_environment",
     "start_background_server",
     "stop_process",
@@ -75,12 +79,14 @@ def process_is_running(pid: int, start_ticks: int | None = None) -> bool:
     return start_ticks is None or process_start_ticks(pid) in (None, start_ticks)
 
 
-def log_tail(path: Path | str | None, lines: int = LOG_TAIL_LINES) -> list[str]:
-    """The last lines of a log file (empty when it cannot be read)."""
+def log_tail(path: Path | str | None, lines: int = LOG_TAIL_LINES, start: int = 0) -> list[str]:
+    """The last lines of a log file from byte `start` on (empty when it cannot be read)."""
     if path is None:
         return []
     try:
-        return Path(path).read_text(errors="replace").splitlines()[-lines:]
+        with Path(path).open("rb") as log:
+            log.seek(start)
+            return log.read().decode(errors="replace").splitlines()[-lines:]
     except OSError:
         return []
 
@@ -115,7 +121,8 @@ def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _serving(address: str) -> bool:
+def serving(address: str) -> bool:
+    """Whether the gRPC server at `address` answers its health check with SERVING."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -129,10 +136,33 @@ def _serving(address: str) -> bool:
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def _start_failure(name: str, what: str, log_file: Path) -> Unavailable:
+def _start_failure(name: str, what: str, log_file: Path, log_start: int) -> Unavailable:
     return Unavailable(
-        f"{name} {what}", reason="MESH_START_FAILED", metadata={"log": str(log_file)}
+        f"{name} {what}",
+        reason="MESH_START_FAILED",
+        metadata={"log": str(log_file), "log_start": str(log_start)},
     )
+
+
+def _reported_failure(name: str, port_file: Path, log_file: Path, log_start: int) -> Unavailable:
+    """The server's own account of why it did not start (its `.error` file), when it left one:
+    metadata "reason" is its reason, "error.<key>" its metadata."""
+    try:
+        report = json.loads(port_file.with_name(port_file.name + ".error").read_text())
+        message, reason = str(report["message"]), str(report["reason"])
+        facts = {f"error.{k}": str(v) for k, v in dict(report.get("metadata") or {}).items()}
+    except (OSError, ValueError, KeyError, TypeError):
+        return _start_failure(name, "exited before it was serving", log_file, log_start)
+    return Unavailable(
+        f"{name} failed to start: {message}",
+        reason="MESH_START_FAILED",
+        metadata={"log": str(log_file), "log_start": str(log_start), "reason": reason, **facts},
+    )
+
+
+def _banner(kind: str) -> bytes:
+    when = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return f"==== {when} alabel: starting `alabel serve {kind}` ====\n".encode()
 
 
 def start_background_server(
@@ -162,7 +192,12 @@ def start_background_server(
         "--port-file",
         str(port_file),
     ]
-    with log_file.open("wb") as log:
+    # Appended, never overwritten: the log of the run before (maybe the crash being
+    # restarted after) stays readable; a banner marks where each start begins.
+    with log_file.open("ab") as log:
+        log_start = log.tell()
+        log.write(_banner(kind))
+        log.flush()
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -175,16 +210,22 @@ def start_background_server(
     address = ""
     while True:
         if process.poll() is not None:
-            raise _start_failure(kind, f"exited with status {process.returncode}", log_file)
+            failure = _reported_failure(kind, port_file, log_file, log_start)
+            if "reason" not in failure.metadata:
+                what = f"exited with status {process.returncode}"
+                failure = _start_failure(kind, what, log_file, log_start)
+            raise failure
         if not address and port_file.exists():
             address = _host_port(_client_host(host), int(port_file.read_text()))
-        if address and _serving(address):
+        if address and serving(address):
             break
         if time.monotonic() > deadline:
             # SIGTERM first: a registry half-way through opening its stores closes them (and
             # stops its embedded Postgres) instead of leaving them behind.
             _stop_child(process)
-            raise _start_failure(kind, f"was not serving within {timeout_s:g} s", log_file)
+            raise _start_failure(
+                kind, f"was not serving within {timeout_s:g} s", log_file, log_start
+            )
         time.sleep(_POLL_S)
     # A server with a /metrics endpoint writes its port beside the gRPC port file.
     metrics_file = port_file.with_name(port_file.name + ".metrics")

@@ -1,10 +1,10 @@
 """`<data-dir>/run/mesh.json`: what `alabel up` started, so that `alabel down` can stop it.
 
 One record per part of the mesh (triton, registry, orchestrator): the address clients use, and
-for a process `alabel up` started, its pid, the pid's start time (so a pid reused by another
-program is never signalled) and its log file. A part run elsewhere (an external Triton) has no
-pid and is never stopped. The file is replaced atomically and only changed under a lock, so two
-`up`/`down` commands cannot race.
+for a process `alabel up` started (or adopted from `alabel triton start`), its pid, the pid's
+start time (so a pid reused by another program is never signalled) and its log file. A part
+run elsewhere (an external Triton) has no pid and is never stopped. The file is replaced
+atomically and only changed under a lock, so two `up`/`down` commands cannot race.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ class Component:
     start_ticks: int | None = None  # the process's start time, from /proc/<pid>/stat
     log_file: str | None = None
     urls: Mapping[str, str] = field(default_factory=dict)  # other endpoints, e.g. metrics
+    # A Triton that `alabel triton start` started and `alabel up` took over: `down` stops it.
+    adopted: bool = False
 
     @property
     def managed(self) -> bool:
@@ -50,6 +52,7 @@ class Component:
             "log_file": self.log_file,
             "urls": dict(self.urls),
             "managed": self.managed,
+            "adopted": self.adopted,
         }
 
     @classmethod
@@ -64,6 +67,7 @@ class Component:
             start_ticks=int(ticks) if ticks is not None else None,
             log_file=str(log_file) if log_file is not None else None,
             urls={str(k): str(v) for k, v in dict(data.get("urls") or {}).items()},
+            adopted=bool(data.get("adopted", False)),
         )
 
 
@@ -77,6 +81,14 @@ class MeshState:
     def running(self) -> list[Component]:
         """The parts `alabel up` started that still run."""
         return [c for c in self.components if c.is_running()]
+
+    def dead(self) -> list[Component]:
+        """The parts `alabel up` started that no longer run (killed, crashed)."""
+        return [c for c in self.components if c.managed and not c.is_running()]
+
+    def replace(self, component: Component) -> None:
+        """Put `component` where the part of its name was (a part started again)."""
+        self.components = [component if c.name == component.name else c for c in self.components]
 
     def to_json(self) -> dict[str, Any]:
         return {

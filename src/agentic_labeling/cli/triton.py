@@ -123,7 +123,11 @@ def triton_start(
     this command returns; `alabel triton stop` stops it. Weights come from --models-dir
     (transformers format; `alabel models make-tiny` builds tiny random ones for trying things
     out). Returns once every model of the repository reports READY; if one fails to load, the
-    server is stopped and its error (e.g. a model.py traceback) is shown.
+    server is stopped and its error (e.g. a model.py traceback) is shown. A --models-dir
+    without florence2/, sam2/ and dinov2/ (each with a readable config.json) is refused before
+    anything starts; without --models-dir the real checkpoints come from the Hugging Face cache
+    or hub, and an unreachable hub without them cached is one error line. The log is appended
+    to, never overwritten; `alabel up` adopts a server started here.
     """
     from agentic_labeling.triton_server import TritonLaunch, default_model_repository, start_triton
 
@@ -136,6 +140,8 @@ def triton_start(
             details=[f"to check the external server: alabel --triton-url {external} triton status"],
         )
     run_dir = settings.data_dir / "run"
+    _check_models_dir(settings)
+    _refuse_if_up_runs_triton(run_dir)
     state = _state_file(settings)
     with state.lock():
         running = state.load_running(on_stale=_report_stale)
@@ -177,6 +183,35 @@ def triton_start(
         click.echo(f"  model    {model.name} (version {model.version}) {model.state}")
     if not status.models:
         click.echo(f"  no models in {handle.model_repository}")
+
+
+def _check_models_dir(settings: Settings) -> None:
+    """A bad --models-dir is a bad setting (exit 2), reported before anything starts."""
+    from agentic_labeling.cli.failures import BadSetting
+    from agentic_labeling.errors import InvalidArgument
+    from agentic_labeling.models.loading import check_models_dir
+
+    if settings.models_dir is None:
+        return
+    try:
+        check_models_dir(settings.models_dir)
+    except InvalidArgument as error:
+        raise BadSetting(error.message) from None
+
+
+def _refuse_if_up_runs_triton(run_dir: Path) -> None:
+    """`alabel up` already runs a Triton for this data directory: a second would die on its
+    ports (or, on other ports, serve the same models twice)."""
+    from agentic_labeling.cli.mesh_state import MeshStateFile
+
+    mesh = MeshStateFile(run_dir / "mesh.json").load()
+    ours = [c for c in (mesh.components if mesh else []) if c.name == "triton" and c.is_running()]
+    if ours:
+        raise AlreadyExists(
+            f"the mesh started by `alabel up` runs Triton (pid {ours[0].pid}, gRPC"
+            f" {ours[0].address}); `alabel down` stops the mesh",
+            reason="TRITON_RUNNING",
+        )
 
 
 @triton.command("stop")
