@@ -44,6 +44,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from agentic_labeling.errors import InvalidArgument, NotFound, ResourceExhausted
+from agentic_labeling.pil_errors import pil_error_text
 from agentic_labeling.registry.atomic_files import TEMP_SUFFIX, fsync_directory, write_atomically
 
 __all__ = ["MAX_MASK_BYTES", "MaskStore", "decode_mask_png", "encode_mask_png"]
@@ -85,7 +86,9 @@ def decode_mask_png(data: bytes) -> npt.NDArray[np.bool_]:
                 )
             return np.array(image, dtype=np.bool_)
     except OSError as error:
-        raise InvalidArgument(f"mask PNG cannot be read: {error}", field="mask") from error
+        raise InvalidArgument(
+            f"mask PNG cannot be read: {pil_error_text(error)}", field="mask"
+        ) from error
 
 
 class MaskStore:

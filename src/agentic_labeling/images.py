@@ -29,6 +29,7 @@ import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
 from agentic_labeling.errors import InvalidArgument
+from agentic_labeling.pil_errors import pil_error_text
 
 __all__ = [
     "SUPPORTED_FORMATS",
@@ -186,7 +187,7 @@ def decode_image(data: bytes, *, max_pixels: int, field: str = "image.data") -> 
             rgb = _rgb(image)  # decodes: truncated or corrupt data fails here
         except (OSError, ValueError, SyntaxError) as exc:
             raise InvalidArgument(
-                f"image data is corrupt: {exc}", field=field, reason="CORRUPT_IMAGE"
+                f"image data is corrupt: {pil_error_text(exc)}", field=field, reason="CORRUPT_IMAGE"
             ) from None
     if orientation != 1:
         rgb = rgb.transpose(_TRANSPOSITIONS[orientation])
