@@ -8,7 +8,9 @@ i), so retrying an import with the same request_id (the label set unchanged) cre
 twice, and an import interrupted half-way resumes where it stopped. Objects that overlap an
 existing object of the same frame and category (IoU above the registry's duplicate threshold)
 merge into it, as every BatchCreateObjects does: importing the same labels twice under another
-request_id does not double them.
+request_id does not double them. Each image is all or nothing: when its objects are refused,
+the source and the image file that this import created for it are removed again, so a failed
+import leaves exactly the images before the failing one (which a retry skips as replays).
 
 The reader (label_import.py) is synchronous and lazy; it runs in a worker thread one image at
 a time, so a large label set never sits in memory whole.
@@ -26,10 +28,12 @@ from typing import TYPE_CHECKING
 from uuid import UUID, uuid5
 
 from agentic_labeling.errors import InvalidArgument
+from agentic_labeling.registry.input_checks import MAX_NAME_LENGTH, check_text
 from agentic_labeling.registry.job_progress import JobProgress
 from agentic_labeling.registry.label_import import ImportedLabelSet, read_coco, read_yolo
 from agentic_labeling.registry.label_sets import LabelImage
 from agentic_labeling.registry.records import BoundingBox, NewObject, NewSource, SourceKind
+from agentic_labeling.registry.source_images import create_source_with_image
 
 if TYPE_CHECKING:
     from agentic_labeling.registry.coordinator import Registry
@@ -56,6 +60,7 @@ def open_label_set(label_format: LabelSetFormat, path: Path) -> list[ImportedLab
     """The label sets at `path`: a COCO instances JSON, a directory whose
     `annotations/instances_*.json` are all read (our COCO export's layout), or a YOLO
     data.yaml (or a directory holding one)."""
+    check_text(str(path), "path")
     if not path.is_absolute():
         raise InvalidArgument(
             f"path {str(path)!r} must be absolute (a path on the server)", field="path"
@@ -84,6 +89,8 @@ async def import_label_set(
     request_id: UUID,
     progress: JobProgress,
 ) -> ImportCounts:
+    # Checked before the first image is written; each image is all or nothing anyway.
+    check_text(validated_by, "validated_by", max_length=MAX_NAME_LENGTH)
     repo = registry.repository
     class_names = sorted({n for s in label_sets for n in s.class_names})
     known = await repo.categories.ids_for_names(class_names)
@@ -121,13 +128,16 @@ async def _import_image(
     validated_by: str,
     request_id: UUID,
 ) -> tuple[int, int]:
-    """Register one image and its objects; returns (sources created, objects created)."""
+    """Register one image and its objects, all or nothing: when its objects fail, the source
+    and the image file this call created are removed again. Returns (sources created,
+    objects created)."""
     repo = registry.repository
     data = await asyncio.to_thread(image.image_path.read_bytes)
     sha256 = hashlib.sha256(data).hexdigest()
     existed = (await repo.sources.list(filter=f'content_sha256 = "{sha256}"')).items
-    await asyncio.to_thread(registry.images.put, data, field="path")
-    source = await repo.sources.create(
+    file_existed = registry.images.find(sha256) is not None
+    source = await create_source_with_image(
+        registry,
         NewSource(
             kind=SourceKind.IMAGE,
             width=image.width,
@@ -135,25 +145,42 @@ async def _import_image(
             display_name=image.image_path.name,
             content_sha256=sha256,
         ),
+        data,
         return_existing=True,
+        image_field="path",
     )
     if not image.objects:
         return (0 if existed else 1), 0
-    result = await registry.batch_create(
-        request_id,
-        [
-            NewObject(
-                source_id=source.id,
-                bbox=BoundingBox(*o.bbox),
-                category_name=class_names[o.class_id],
-                confidence=1.0,
-                detection_model=IMPORTED_MODEL,
-                validated_by=validated_by,
+    try:
+        result = await registry.batch_create(
+            request_id,
+            [
+                NewObject(
+                    source_id=source.id,
+                    bbox=BoundingBox(*o.bbox),
+                    category_name=class_names[o.class_id],
+                    confidence=1.0,
+                    detection_model=IMPORTED_MODEL,
+                    validated_by=validated_by,
+                )
+                for o in image.objects
+            ],
+            [o.mask for o in image.objects],
+            create_missing_categories=True,
+        )
+    except BaseException:
+        if not existed:
+            await asyncio.shield(
+                _remove_source(registry, source.id, None if file_existed else sha256)
             )
-            for o in image.objects
-        ],
-        [o.mask for o in image.objects],
-        create_missing_categories=True,
-    )
+        raise
     created = 0 if result.replayed else len(result.objects) - len(result.merged)
     return (0 if existed else 1), created
+
+
+async def _remove_source(registry: Registry, source_id: UUID, sha256: str | None) -> None:
+    """Undo the registration of an image whose objects failed (its source has no objects:
+    the batch wrote none); `sha256` names an image file that this import wrote."""
+    await registry.delete_source(source_id)
+    if sha256 is not None:
+        await asyncio.to_thread(registry.images.remove, sha256)

@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from agentic_labeling.errors import InvalidArgument
 from agentic_labeling.registry.records import BoundingBox
+from agentic_labeling.storable_text import check_storable
 
 __all__ = [
     "MAX_ATTRIBUTES",
@@ -47,24 +48,24 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def check_text(value: str, field: str, *, max_length: int = MAX_TEXT_LENGTH) -> str:
-    """Free text (URI, display name, model name): no NUL, at most `max_length` characters."""
-    if "\x00" in value:
-        raise InvalidArgument("must not contain NUL characters", field=field)
+    """Free text (URI, display name, model name): at most `max_length` characters, none that
+    the stores cannot hold (NUL, lone surrogates: `check_storable`)."""
     if len(value) > max_length:
         raise InvalidArgument(f"is longer than {max_length} characters", field=field)
-    return value
+    return check_storable(value, field)
 
 
 def check_name(value: str, field: str) -> str:
     """A category name or synonym: printable, not blank, no surrounding whitespace."""
     if not value:
         raise InvalidArgument("must not be empty", field=field)
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidArgument(f"is longer than {MAX_NAME_LENGTH} characters", field=field)
+    check_storable(value, field)
     if value != value.strip():
         raise InvalidArgument(f"{value!r} has leading or trailing whitespace", field=field)
     if not value.isprintable():
         raise InvalidArgument(f"{value!r} contains control characters", field=field)
-    if len(value) > MAX_NAME_LENGTH:
-        raise InvalidArgument(f"is longer than {MAX_NAME_LENGTH} characters", field=field)
     if value.startswith("categories/"):
         raise InvalidArgument(
             f"{value!r} looks like a resource name; a category name cannot start with "

@@ -7,8 +7,9 @@ than 0.01 (ultralytics' own tolerance), a missing image, an image whose size is 
 declared. Image names are confined to the label set: a name that is absolute or has a `..`
 component is refused (symlinks placed in the directory are followed; they are its owner's
 choice, and our own SYMLINK exports are made of them). Sizes come from the image files'
-headers (the stored pixel grid, as the registry decodes images; EXIF orientation is not
-applied).
+headers, upright (EXIF orientation applied, as the registry decodes images and as
+ultralytics and cv2 read them). Class names (COCO `categories[i].name`, YOLO `names`) must be
+usable category names (`input_checks.check_name`); a bad one is refused naming its entry.
 
 `images` is a lazy iterator: the label files (COCO: the JSON's structure, categories and ids,
 checked up front) are read as it is consumed, and errors in an image's entries surface then.
@@ -49,6 +50,7 @@ import pycocotools.mask as mask_utils  # type: ignore[import-untyped]  # no stub
 import yaml
 
 from agentic_labeling.errors import InvalidArgument
+from agentic_labeling.registry.input_checks import check_name
 from agentic_labeling.registry.label_sets import (
     SPLITS,
     LabelImage,
@@ -143,6 +145,7 @@ def _coco_categories(categories: list[Any], path: Path) -> tuple[dict[int, int],
             raise _bad(path, f"{where}: needs an integer 'id'", "annotations_json")
         if not isinstance(category.get("name"), str):
             raise _bad(path, f"{where}: needs a string 'name'", "annotations_json")
+        _check_class_name(category["name"], path, f"{where}.name", "annotations_json")
         if category["id"] in named:
             raise _bad(path, f"{where}: id {category['id']} is used twice", "annotations_json")
         named[category["id"]] = category["name"]
@@ -395,6 +398,8 @@ def _yolo_names(data: dict[str, Any], path: Path) -> tuple[str, ...]:
         names = [names[index] for index in range(len(names))]
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise _bad(path, "'names' must be a non-empty list or id -> name mapping", "data_yaml")
+    for index, name in enumerate(names):
+        _check_class_name(name, path, f"'names'[{index}]", "data_yaml")
     if "nc" in data and data["nc"] != len(names):
         raise _bad(path, f"'nc' is {data['nc']!r} but 'names' has {len(names)}", "data_yaml")
     return tuple(names)
@@ -524,6 +529,15 @@ def _confined_name(name: Any, path: Path, where: str) -> PurePosixPath:
     if relative.is_absolute() or ".." in relative.parts or not relative.parts:
         raise _bad(path, f"{where}: {name!r} must be a relative path without '..'", _field(path))
     return relative
+
+
+def _check_class_name(name: str, path: Path, where: str, field: str) -> None:
+    """A class name that can become a category (`check_name`), else an error naming the file
+    and the entry (`categories[3].name`), not the category it would have made."""
+    try:
+        check_name(name, where)
+    except InvalidArgument as error:
+        raise _bad(path, f"{where}: {error.message}", field) from None
 
 
 def _checked_size(

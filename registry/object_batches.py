@@ -243,6 +243,13 @@ async def create_batch(
     duplicate_iou_threshold: float | None = None,
 ) -> BatchCreateResult:
     """Create `objects` all or nothing, once per `request_id` (see the module docstring)."""
+    if request_id.int == 0:
+        # The nil UUID is what a client that sets none would send: every such client would
+        # share it, and the second batch would be refused as "different content" or replayed.
+        raise InvalidArgument(
+            "must be a UUID chosen by the client for this batch, not the nil UUID",
+            field="request_id",
+        )
     if not objects:
         raise InvalidArgument("a batch needs at least one object", field="requests")
     if len(objects) > limits.max_batch_objects:

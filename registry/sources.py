@@ -40,7 +40,7 @@ from agentic_labeling.registry.records import (
 from agentic_labeling.registry.resource_names import format_name, not_found
 from agentic_labeling.registry.sql_filters import SOURCE_FILTER_SQL, QueryParams
 
-__all__ = ["FRAME_LISTING", "SOURCE_LISTING", "SourceStore"]
+__all__ = ["FRAME_LISTING", "SOURCE_LISTING", "SourceStore", "check_new_frame", "check_new_source"]
 
 _INT32_MAX = 2**31 - 1
 
@@ -111,7 +111,8 @@ async def _find_source(conn: Connection, where: sql.Composable, value: object) -
     return _source_from_row(row) if row is not None else None
 
 
-def _check_new_source(new: NewSource) -> dict[str, str]:
+def check_new_source(new: NewSource) -> dict[str, str]:
+    """Every field of `new`, checked before anything is written; its checked attributes."""
     try:
         SourceKind(new.kind)
     except ValueError:
@@ -127,6 +128,16 @@ def _check_new_source(new: NewSource) -> dict[str, str]:
     return check_attributes(new.attributes, "source.attributes")
 
 
+def check_new_frame(new: NewFrame) -> None:
+    """Every field of `new`, checked before anything is written."""
+    if new.frame_index < 0:
+        raise InvalidArgument("must not be negative", field="frame.frame_index")
+    if new.timestamp.total_seconds() < 0:
+        raise InvalidArgument("must not be negative", field="frame.timestamp")
+    check_text(new.uri, "frame.uri")
+    check_sha256(new.content_sha256, "frame.content_sha256")
+
+
 class SourceStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -139,7 +150,7 @@ class SourceStore:
         A known content hash that is already registered is AlreadyExists naming
         `source.content_sha256`, or with `return_existing` that source is returned as it is.
         """
-        attributes = _check_new_source(new)
+        attributes = check_new_source(new)
         new_id = source_id or uuid4()
 
         async def work(conn: Connection) -> Source:
@@ -254,12 +265,7 @@ class SourceStore:
 
     async def create_frame(self, source_id: UUID, new: NewFrame) -> Frame:
         """Add a frame to a video source; AlreadyExists naming `frame.frame_index` if taken."""
-        if new.frame_index < 0:
-            raise InvalidArgument("must not be negative", field="frame.frame_index")
-        if new.timestamp.total_seconds() < 0:
-            raise InvalidArgument("must not be negative", field="frame.timestamp")
-        check_text(new.uri, "frame.uri")
-        check_sha256(new.content_sha256, "frame.content_sha256")
+        check_new_frame(new)
 
         async def work(conn: Connection) -> Frame:
             cursor = await conn.execute(

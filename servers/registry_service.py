@@ -10,7 +10,6 @@ status codes in one place (servers/error_status.py).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -24,6 +23,10 @@ from agentic_labeling.errors import InvalidArgument, NotFound
 from agentic_labeling.registry.coordinator import Registry
 from agentic_labeling.registry.records import Correction
 from agentic_labeling.registry.resource_names import format_name, not_found
+from agentic_labeling.registry.source_images import (
+    create_frame_with_image,
+    create_source_with_image,
+)
 from agentic_labeling.servers import registry_conversions as wire
 from agentic_labeling.servers.operation_store import OperationStore
 from agentic_labeling.servers.unbuilt import answer_unbuilt_methods
@@ -50,13 +53,12 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.CreateSourceRequest, context: Any
     ) -> registry_pb2.Source:
         new, source_id = wire.new_source(request)
-        if request.image_data:
-            sha256 = self._registry.images.put(
-                request.image_data, expected_sha256=new.content_sha256
-            )
-            new = dataclasses.replace(new, content_sha256=sha256)
-        created = await self._repo.sources.create(
-            new, source_id=source_id, return_existing=request.return_existing
+        created = await create_source_with_image(
+            self._registry,
+            new,
+            request.image_data,
+            source_id=source_id,
+            return_existing=request.return_existing,
         )
         return wire.source_message(created)
 
@@ -85,12 +87,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.CreateFrameRequest, context: Any
     ) -> registry_pb2.Frame:
         source_id, new = wire.new_frame(request)
-        if request.image_data:
-            sha256 = self._registry.images.put(
-                request.image_data, expected_sha256=new.content_sha256
-            )
-            new = dataclasses.replace(new, content_sha256=sha256)
-        return wire.frame_message(await self._repo.sources.create_frame(source_id, new))
+        created = await create_frame_with_image(self._registry, source_id, new, request.image_data)
+        return wire.frame_message(created)
 
     async def ListFrames(
         self, request: registry_pb2.ListFramesRequest, context: Any

@@ -58,6 +58,7 @@ from enum import Enum
 from typing import Any, TypeAlias
 
 from agentic_labeling.errors import InvalidArgument
+from agentic_labeling.storable_text import unstorable_character
 
 __all__ = [
     "MAX_COMPARISONS",
@@ -365,6 +366,16 @@ class _Tokenizer:
             i += 1
         if i >= len(text):
             raise self._fail("unterminated string starting", start)
+        # String values reach Postgres as parameters, which cannot hold these (outside a
+        # string they are unexpected characters anyway).
+        unstorable = unstorable_character(text[start : i + 1])
+        if unstorable is not None:
+            offset, what = unstorable
+            raise self._fail(
+                f"{what} in a string",
+                start + offset,
+                "; strings cannot hold NUL or lone surrogates",
+            )
         return _Token(_Kind.STRING, start, text[start : i + 1], "".join(content))
 
     def _number(self, start: int) -> _Token:
