@@ -45,6 +45,11 @@ class ExportRequest:
     target: Path
     transfer: ImageTransfer
     overwrite: bool
+    # Names the staging directory after the job (its operation's id, in hex), so that a
+    # start-up sweep can tell a crash's leftover from a running export; random when empty.
+    staging_token: str = ""
+    # YOLO-seg leaves out mask parts smaller than this (pixels).
+    min_fragment_area: int = 0
 
 
 def check_exportable(dataset: DatasetRecord) -> None:
@@ -126,7 +131,9 @@ async def export_dataset(
             yield label_image(image, images, masks)
 
     def write() -> ExportSummary:
-        with staged_directory(request.target, overwrite=request.overwrite) as staged:
+        with staged_directory(
+            request.target, overwrite=request.overwrite, token=request.staging_token
+        ) as staged:
             summary = _write(request, pulled(), staged, progress)
             progress.update(stage="moving the export into place")
             progress.check_cancelled()
@@ -156,6 +163,7 @@ def _write(
         segment=request.export_format == ExportFormat.YOLO_SEGMENT,
         transfer=request.transfer,
         on_image=on_image,
+        min_fragment_area=request.min_fragment_area,
     )
 
 

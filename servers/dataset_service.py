@@ -31,9 +31,15 @@ from agentic_labeling.servers.operation_store import OperationStore, Progress
 from agentic_labeling.settings import Settings
 from agentic_labeling.v1 import dataset_pb2, dataset_pb2_grpc
 
-__all__ = ["DatasetServicer"]
+__all__ = ["DatasetServicer", "staging_token"]
 
 Empty = empty_pb2.Empty
+
+
+def staging_token(operation_id: UUID) -> str:
+    """The token of an export's staging directory: its operation's id, so a start-up sweep
+    leaves the staging directories of running exports alone (`export_target.sweep_staging`)."""
+    return operation_id.hex
 
 
 class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
@@ -42,6 +48,7 @@ class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
         self._datasets = registry.repository.datasets
         self._operations = operations
         self._export_root = settings.exports_directory
+        self._min_fragment_area = settings.min_fragment_area
         # Targets being written: a second export to one of them would race for the rename.
         self._exporting: set[Path] = set()
 
@@ -83,7 +90,11 @@ class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
             progress.update(stage="built", done=objects, total=objects, unit="objects")
             return wire.dataset_message(built)
 
-        return self._operations.start(format_name("datasets", dataset_id), build)
+        try:
+            return await self._operations.start(format_name("datasets", dataset_id), build)
+        except BaseException:
+            await asyncio.shield(self._datasets.fail_build(dataset_id))
+            raise
 
     async def ExportDataset(
         self, request: dataset_pb2.ExportDatasetRequest, context: Any
@@ -94,10 +105,18 @@ class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
         dataset = await self._datasets.get(dataset_id)
         check_exportable(dataset)
         target = resolve_target(self._export_root, request.output_dir, overwrite=request.overwrite)
-        export = ExportRequest(dataset, export_format, target, transfer, request.overwrite)
         self._claim(target)
 
         async def run(progress: Progress) -> dataset_pb2.ExportDatasetResponse:
+            export = ExportRequest(
+                dataset,
+                export_format,
+                target,
+                transfer,
+                request.overwrite,
+                staging_token=staging_token(progress.operation_id),
+                min_fragment_area=self._min_fragment_area,
+            )
             try:
                 summary = await export_dataset(
                     export,
@@ -110,7 +129,11 @@ class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
                 self._exporting.discard(target)
             return wire.export_response(summary, target)
 
-        return self._operations.start(format_name("datasets", dataset_id), run)
+        try:
+            return await self._operations.start(format_name("datasets", dataset_id), run)
+        except BaseException:
+            self._exporting.discard(target)
+            raise
 
     async def ImportLabels(
         self, request: dataset_pb2.ImportLabelsRequest, context: Any
@@ -135,7 +158,7 @@ class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
             )
             return wire.import_response(counts)
 
-        return self._operations.start(request.path, run)
+        return await self._operations.start(request.path, run)
 
     def _claim(self, target: Path) -> None:
         if target in self._exporting:

@@ -2,23 +2,30 @@
 google.longrunning.Operations (for their slow methods), with health and reflection.
 
 The stores open before the server listens (embedded Postgres and Qdrant start, migrations
-and any outbox left by a crash are applied) and close after it has stopped, so no RPC ever
-meets a closed store. `alabel serve registry` calls `run`.
+and any outbox left by a crash are applied, operations a crash left running are ended as
+ABORTED and the staging directories of interrupted exports are removed) and close after it
+has stopped (the outbox drained first), so no RPC ever meets a closed store.
+`alabel serve registry` calls `run`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
+import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
+from uuid import UUID
 
 from google.longrunning import operations_pb2_grpc
 
 from agentic_labeling.registry.coordinator import Registry
+from agentic_labeling.registry.export_target import find_staging, sweep_staging
+from agentic_labeling.registry.operations import OperationRecords, instance_owner
 from agentic_labeling.servers.bootstrap import ServiceRegistration, run_server
-from agentic_labeling.servers.dataset_service import DatasetServicer
+from agentic_labeling.servers.dataset_service import DatasetServicer, staging_token
 from agentic_labeling.servers.operation_store import OperationStore
 from agentic_labeling.servers.registry_service import (
     OperationsServicer,
@@ -29,6 +36,8 @@ from agentic_labeling.settings import Settings
 from agentic_labeling.v1 import dataset_pb2_grpc, registry_pb2_grpc, training_pb2_grpc
 
 __all__ = ["open_services", "run", "services"]
+
+logger = logging.getLogger(__name__)
 
 STALE_BUILD_AFTER = timedelta(minutes=10)
 
@@ -70,14 +79,38 @@ def services(
 async def open_services(settings: Settings) -> AsyncIterator[Sequence[ServiceRegistration]]:
     """The services on opened stores, which are closed again on exit."""
     registry = await Registry.open(settings)
-    # Builds run inside a server; one BUILDING for this long had its server die under it.
-    await registry.repository.datasets.fail_stale_builds(STALE_BUILD_AFTER)
-    operations = OperationStore()
+    try:
+        # Builds run inside a server; one BUILDING for this long had its server die under it.
+        await registry.repository.datasets.fail_stale_builds(STALE_BUILD_AFTER)
+        operations = OperationStore(
+            OperationRecords(registry.database), owner=instance_owner(settings.data_dir)
+        )
+        await operations.recover()
+        await _sweep_export_staging(settings.exports_directory, operations)
+    except BaseException:
+        await registry.close()
+        raise
     try:
         yield services(registry, operations, settings)
     finally:
         await operations.close()  # running jobs stop (and clean up) before the stores close
         await registry.close(drain_outbox_s=settings.shutdown_grace_s)
+
+
+async def _sweep_export_staging(root: Path, operations: OperationStore) -> None:
+    """Remove the staging directories that exports interrupted by a crash left behind."""
+    found = await asyncio.to_thread(find_staging, root)
+    if not found:
+        return
+    live = {
+        staging_token(UUID(n.removeprefix("operations/"))) for n in await operations.running_names()
+    }
+    removed = await asyncio.to_thread(sweep_staging, found, live)
+    if removed:
+        logger.info(
+            "removed staging directories of interrupted exports",
+            extra={"directories": [str(p) for p in removed]},
+        )
 
 
 def run(settings: Settings, *, port_file: Path | None = None) -> None:

@@ -335,7 +335,7 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
     async def GetOperation(
         self, request: operations_pb2.GetOperationRequest, context: Any
     ) -> operations_pb2.Operation:
-        return self._operations.get(_operation_name(request.name))
+        return await self._operations.get(_operation_name(request.name))
 
     async def ListOperations(
         self, request: operations_pb2.ListOperationsRequest, context: Any
@@ -344,7 +344,7 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
             raise InvalidArgument("ListOperations takes no filter here", field="filter")
         if request.page_size < 0:
             raise InvalidArgument("page_size must not be negative", field="page_size")
-        operations, token = self._operations.list(
+        operations, token = await self._operations.list(
             page_size=request.page_size, page_token=request.page_token
         )
         return operations_pb2.ListOperationsResponse(operations=operations, next_page_token=token)
@@ -370,13 +370,13 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
     async def CancelOperation(
         self, request: operations_pb2.CancelOperationRequest, context: Any
     ) -> Empty:
-        self._operations.cancel(_operation_name(request.name))
+        await self._operations.cancel(_operation_name(request.name))
         return Empty()
 
     async def DeleteOperation(
         self, request: operations_pb2.DeleteOperationRequest, context: Any
     ) -> Empty:
-        self._operations.delete(_operation_name(request.name))
+        await self._operations.delete(_operation_name(request.name))
         return Empty()
 
 

@@ -1,5 +1,6 @@
-"""The in-memory long-running operations: progress while running, the response or the error
-once done, cancellation at the job's safe points, and what is kept."""
+"""Long-running operations in memory: progress while running, the response or the error once
+done, cancellation at the job's safe points, and what is kept. Stored in Postgres and across a
+restart: tests/registry/test_operations.py."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ async def test_a_job_reports_progress_then_its_response() -> None:
         await step.wait()
         return wrappers_pb2.StringValue(value="finished")
 
-    started = store.start("datasets/x", job)
+    started = await store.start("datasets/x", job)
     assert not started.done
     await asyncio.sleep(0)
     running = await store.wait(started.name, 0.05)  # times out: still running
@@ -47,7 +48,7 @@ async def test_a_job_reports_progress_then_its_response() -> None:
     answer = wrappers_pb2.StringValue()
     assert done.response.Unpack(answer)
     assert answer.value == "finished"
-    assert store.get(started.name) == done
+    assert await store.get(started.name) == done
 
 
 async def test_a_failed_job_carries_its_status_and_a_bug_carries_only_an_incident() -> None:
@@ -59,10 +60,10 @@ async def test_a_failed_job_carries_its_status_and_a_bug_carries_only_an_inciden
     async def broken(progress: Progress) -> wrappers_pb2.StringValue:
         raise ZeroDivisionError("oops")
 
-    bad = await store.wait(store.start("a", refused).name, 5)
+    bad = await store.wait((await store.start("a", refused)).name, 5)
     assert bad.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert bad.error.message == "the path is bad"
-    bug = await store.wait(store.start("b", broken).name, 5)
+    bug = await store.wait((await store.start("b", broken)).name, 5)
     assert bug.error.code == grpc.StatusCode.INTERNAL.value[0]
     assert "oops" not in bug.error.message
 
@@ -77,19 +78,19 @@ async def test_cancel_is_seen_at_the_jobs_next_safe_point() -> None:
             progress.check_cancelled()
             await asyncio.sleep(0.01)
 
-    name = store.start("datasets/y", job).name
+    name = (await store.start("datasets/y", job)).name
     await reached.wait()
     with pytest.raises(FailedPrecondition, match="still running"):
-        store.delete(name)
-    store.cancel(name)
-    assert _progress_of(store.get(name)).cancel_requested
+        await store.delete(name)
+    await store.cancel(name)
+    assert _progress_of(await store.get(name)).cancel_requested
     done = await store.wait(name, 5)
     assert done.error.code == grpc.StatusCode.CANCELLED.value[0]
-    store.cancel(name)  # a finished operation stays as it was
-    assert store.get(name) == done
-    store.delete(name)
+    await store.cancel(name)  # a finished operation stays as it was
+    assert await store.get(name) == done
+    await store.delete(name)
     with pytest.raises(NotFound):
-        store.get(name)
+        await store.get(name)
 
 
 async def test_listing_is_newest_first_in_pages_and_old_finished_ones_are_forgotten() -> None:
@@ -98,17 +99,17 @@ async def test_listing_is_newest_first_in_pages_and_old_finished_ones_are_forgot
     async def job(progress: Progress) -> wrappers_pb2.StringValue:
         return wrappers_pb2.StringValue()
 
-    names = [store.start(str(i), job).name for i in range(5)]
+    names = [(await store.start(str(i), job)).name for i in range(5)]
     await asyncio.sleep(0.01)  # every job runs to its end
-    page, token = store.list(page_size=2)
+    page, token = await store.list(page_size=2)
     assert [o.name for o in page] == [names[4], names[3]]
-    rest, last = store.list(page_size=2, page_token=token)
+    rest, last = await store.list(page_size=2, page_token=token)
     assert [o.name for o in rest] == [names[2]]
     assert last == ""
     with pytest.raises(NotFound):
-        store.get(names[0])
+        await store.get(names[0])
     with pytest.raises(InvalidArgument):
-        store.list(page_token=names[0])
+        await store.list(page_token=names[0])
 
 
 async def test_close_stops_running_jobs_and_marks_them_cancelled() -> None:
@@ -118,7 +119,7 @@ async def test_close_stops_running_jobs_and_marks_them_cancelled() -> None:
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
-    name = store.start("z", forever).name
+    name = (await store.start("z", forever)).name
     await asyncio.sleep(0)
     await store.close()
-    assert store.get(name).error.code == grpc.StatusCode.CANCELLED.value[0]
+    assert (await store.get(name)).error.code == grpc.StatusCode.CANCELLED.value[0]
