@@ -27,7 +27,9 @@ boundaries and the holes inside each):
   cancel, and the cut, being the shortest link, runs over the object's own pixels (to within
   a pixel). Holes are joined closest first, so a cut rarely passes over another hole; if it
   does, a one-pixel line of that hole is filled.
-- parts and holes with fewer than 3 boundary points (one or two pixels) are dropped.
+- parts and holes with fewer than 3 boundary points (one or two pixels) are dropped, and so
+  are parts (8-connected pixel groups) of fewer than `min_area` pixels: a mask from a
+  segmenter often carries specks that would each become a polygon of their own.
 
 Vertices along straight runs (same direction) are removed; they add nothing to the shape.
 """
@@ -64,18 +66,20 @@ Polygon = npt.NDArray[np.float64]
 _Points = npt.NDArray[np.int64]
 
 
-def mask_to_polygons(mask: npt.NDArray[np.bool_]) -> list[Polygon]:
+def mask_to_polygons(mask: npt.NDArray[np.bool_], *, min_area: int = 0) -> list[Polygon]:
     """The polygons of a bool (H, W) mask: one (N, 2) array of (x, y) pixels per part.
 
     Holes are joined into their part's polygon by zero-width cuts (see the module docstring).
-    An empty mask gives no polygons.
+    Parts of fewer than `min_area` pixels are left out; the others rasterise back exactly as
+    without it. An empty mask gives no polygons.
     """
     if not isinstance(mask, np.ndarray) or mask.ndim != 2:
         shape = getattr(mask, "shape", None)
         raise InvalidArgument(f"mask must have shape (height, width), got {shape}", field="mask")
-    contours, hierarchy = cv2.findContours(
-        np.ascontiguousarray(mask, dtype=np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE
-    )
+    pixels = np.ascontiguousarray(mask, dtype=np.uint8)
+    if min_area > 1:
+        pixels = _without_small_parts(pixels, min_area)
+    contours, hierarchy = cv2.findContours(pixels, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
     if hierarchy is None:
         return []
     links = hierarchy.reshape(-1, 4)
@@ -93,6 +97,20 @@ def mask_to_polygons(mask: npt.NDArray[np.bool_]) -> list[Polygon]:
         joined = _join_holes(outer, holes)
         polygons.append(_drop_straight_run_points(joined).astype(np.float64) + _PIXEL_CENTRE)
     return polygons
+
+
+def _without_small_parts(pixels: npt.NDArray[np.uint8], min_area: int) -> npt.NDArray[np.uint8]:
+    """The mask without its 8-connected parts of fewer than `min_area` pixels.
+
+    8-connectivity is findContours' own for outer boundaries, so each part removed here is
+    exactly one outer polygon (or an island inside a hole) it would have returned."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(pixels, connectivity=8)
+    small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < min_area)
+    small = small[small != 0]  # label 0 is the background
+    if len(small) == 0 or count <= 1:
+        return pixels
+    kept: npt.NDArray[np.uint8] = np.where(np.isin(labels, small), 0, pixels).astype(np.uint8)
+    return kept
 
 
 def polygons_to_mask(polygons: Sequence[Polygon], height: int, width: int) -> npt.NDArray[np.bool_]:

@@ -16,10 +16,16 @@ refuses it until the caller exports both splits.
 Lines, with coordinates normalised by the image's width and height:
 - detection: `class cx cy w h`, the box's centre and size;
 - segmentation: `class x1 y1 x2 y2 ...`, one line per polygon of `mask_polygons` (one per
-  part of the mask, holes joined by zero-width cuts). ultralytics and supervision read each
-  line as one instance, so a mask in two parts is two instances of its class there. An
-  object without a mask, or whose mask has no polygon (empty, or only parts of one or two
-  pixels), is written as its box: a 4-point polygon through its corner pixels' centres
+  part of the mask, holes joined by zero-width cuts). Parts of fewer than
+  `min_fragment_area` pixels (setting `--min-fragment-area`, 16 by default: a 4 x 4 speck,
+  under 2 px once a 1920 px image is resized to 640 for training) are dropped; the parts
+  kept rasterise back as before. ultralytics and supervision read each line as one
+  instance, so a mask in two real parts is two instances of its class there. (Joining the
+  parts into one line by zero-width bridges, as ultralytics' `merge_multi_segment` does when
+  converting COCO, would make it one instance, but every reader's `fillPoly` then paints the
+  bridge: a one-pixel line of background across the gap, so the exact round trip of the
+  parts would be lost.) An object without a mask, or whose mask has no polygon left (empty,
+  or only specks), is written as its box: a 4-point polygon through its corner pixels' centres
   (`mask_polygons.box_polygon`), because ultralytics refuses files that mix box and polygon
   lines.
 Numbers are written in fixed notation with 10 decimals (trailing zeros dropped): a box
@@ -63,6 +69,7 @@ def write_yolo(
     segment: bool,
     transfer: ImageTransfer,
     on_image: Callable[[int], None] | None = None,
+    min_fragment_area: int = 0,
 ) -> ExportSummary:
     """Write `images` as a YOLO detection (or, with `segment`, segmentation) label set.
 
@@ -82,7 +89,10 @@ def write_yolo(
             (directory / "labels" / image.split).mkdir(parents=True, exist_ok=True)
             splits_written.add(image.split)
         label_path = directory / "labels" / image.split / f"{image.file_stem}.txt"
-        lines = "".join(_label_lines(item, image, segment=segment) for item in image.objects)
+        lines = "".join(
+            _label_lines(item, image, segment=segment, min_area=min_fragment_area)
+            for item in image.objects
+        )
         try:
             with label_path.open("x", encoding="utf-8", newline="\n") as label_file:
                 label_file.write(lines)
@@ -109,7 +119,7 @@ def format_number(value: float) -> str:
     return "0" if text in ("", "-0") else text
 
 
-def _label_lines(item: LabelObject, image: LabelImage, *, segment: bool) -> str:
+def _label_lines(item: LabelObject, image: LabelImage, *, segment: bool, min_area: int) -> str:
     scale = np.array([image.width, image.height], dtype=np.float64)
     if not segment:
         x, y, width, height = item.bbox
@@ -120,7 +130,7 @@ def _label_lines(item: LabelObject, image: LabelImage, *, segment: bool) -> str:
             height / image.height,
         ]
         return _line(item.class_id, values)
-    polygons = mask_to_polygons(item.mask) if item.mask is not None else []
+    polygons = mask_to_polygons(item.mask, min_area=min_area) if item.mask is not None else []
     if not polygons:
         polygons = [box_polygon(item.bbox)]
     return "".join(_polygon_line(item.class_id, polygon / scale) for polygon in polygons)

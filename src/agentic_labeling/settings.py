@@ -85,6 +85,12 @@ class Settings:
         default=0.9,
         metadata={"help": "IoU above which a new object merges into one of its frame and class"},
     )
+    min_fragment_area: int = field(
+        default=16,
+        metadata={
+            "help": "YOLO-seg exports drop mask parts smaller than this many pixels (0: keep all)"
+        },
+    )
     labeling_window: int = field(
         default=16,
         metadata={"help": "images the orchestrator labels at once, across all streams"},

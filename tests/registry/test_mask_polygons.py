@@ -107,6 +107,24 @@ def test_parts_of_one_or_two_pixels_are_dropped() -> None:
     assert mask_to_polygons(np.zeros((5, 5), dtype=bool)) == []
 
 
+def test_specks_under_the_minimum_area_are_dropped_and_the_rest_comes_back_exactly() -> None:
+    """A segmenter's mask with specks around its object: one polygon per speck without the
+    minimum area, only the object's own (rasterising back as without it) with it."""
+    ring = ring_mask()
+    specked = ring.copy()
+    for row in range(2, 118, 6):
+        for column in range(2, 158, 6):
+            if not ring[max(0, row - 2) : row + 5, max(0, column - 2) : column + 5].any():
+                specked[row : row + 3, column : column + 3] = True  # 9 pixels each
+    assert len(mask_to_polygons(specked)) > 10
+    kept = mask_to_polygons(specked, min_area=16)
+    assert len(kept) == 1
+    assert np.array_equal(
+        polygons_to_mask(kept, *ring.shape), polygons_to_mask(mask_to_polygons(ring), *ring.shape)
+    )
+    assert len(mask_to_polygons(specked, min_area=9)) == len(mask_to_polygons(specked))
+
+
 def test_straight_runs_keep_only_their_ends() -> None:
     square = np.zeros((200, 200), dtype=bool)
     square[20:180, 20:180] = True

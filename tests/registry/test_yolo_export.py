@@ -230,6 +230,41 @@ def test_segmentation_round_trip_keeps_masks_within_one_pixel(tmp_path: Path) ->
     assert ring_back.bbox == pytest.approx(images[0].objects[0].bbox, abs=1e-6)
 
 
+def test_segmentation_drops_mask_fragments_below_the_minimum_area(tmp_path: Path) -> None:
+    """One object with a real part and a hundred 2 x 2 specks: one label line, not 101."""
+    mask = np.zeros((120, 160), dtype=bool)
+    mask[20:60, 30:90] = True
+    for index in range(100):
+        row, column = 70 + (index // 20) * 10, 4 + (index % 20) * 8
+        mask[row : row + 2, column : column + 2] = True
+    image = sample_images(tmp_path)[0]
+    specked = LabelImage(
+        split="train",
+        file_stem="specked",
+        image_path=image.image_path,
+        width=image.width,
+        height=image.height,
+        objects=(LabelObject(class_id=0, bbox=(4.0, 20.0, 154.0, 92.0), mask=mask),),
+    )
+    for min_area, lines in ((0, 101), (16, 1)):
+        out = tmp_path / f"out-{min_area}"
+        out.mkdir()
+        write_yolo(
+            [specked],
+            CLASS_NAMES,
+            out,
+            segment=True,
+            transfer=ImageTransfer.COPY,
+            min_fragment_area=min_area,
+        )
+        assert len((out / "labels/train/specked.txt").read_text().splitlines()) == lines
+    back = next(iter(read_yolo(tmp_path / "out-16" / "data.yaml").images)).objects[0].mask
+    assert back is not None
+    whole = np.zeros_like(mask)
+    whole[20:60, 30:90] = True
+    assert np.array_equal(back, whole)
+
+
 def test_images_the_labels_do_not_fit_are_refused(tmp_path: Path) -> None:
     image = sample_images(tmp_path)[0]
     cases = {
