@@ -18,8 +18,12 @@ as the RLE of `pycocotools.mask.encode` (column-major, compressed `counts` as a 
 `area` its pixel count (`pycocotools.mask.area`); pycocotools reads RLE whatever `iscrowd`
 says (`annToRLE`), and so does supervision (`coco_annotations_to_masks` decodes any dict with
 `counts`). An object without a mask gets its box as a 4-corner polygon and the box's area.
-`bbox` is the stored float box, not the mask's extent. The registry's object id is kept as
-the extra key `alabel_object_id`.
+
+`bbox` follows COCO's convention: for an object with a mask it is the mask's tight box
+(`pycocotools.mask.toBbox`: whole pixels, so `bbox` and `segmentation` always agree, as
+pycocotools' own `loadRes` computes it); for one without a mask (or with an empty one) it is
+the stored box. The detector's box (the stored float box) is always kept in the extra key
+`alabel_detector_bbox`, and the registry's object id in `alabel_object_id`.
 
 Memory stays flat however many objects there are: each split's image and annotation records
 go, one JSON line each, to anonymous temporary files as the images stream in (splits may be
@@ -139,8 +143,10 @@ def _temporary_lines(directory: Path) -> IO[str]:
 
 
 def _annotation(item: LabelObject, annotation_id: int, image_id: int) -> dict[str, Any]:
-    x, y, width, height = (float(value) for value in item.bbox)
+    detector_box = [float(value) for value in item.bbox]
+    x, y, width, height = detector_box
     segmentation: dict[str, Any] | list[list[float]]
+    box = detector_box
     if item.mask is None:
         segmentation = [[x, y, x + width, y, x + width, y + height, x, y + height]]
         area = width * height
@@ -151,14 +157,17 @@ def _annotation(item: LabelObject, annotation_id: int, image_id: int) -> dict[st
             "size": [int(size) for size in rle["size"]],
             "counts": rle["counts"].decode("ascii"),
         }
+        if area > 0:
+            box = [float(value) for value in mask_utils.toBbox(rle)]
     return {
         "id": annotation_id,
         "image_id": image_id,
         "category_id": item.class_id + 1,
-        "bbox": [x, y, width, height],
+        "bbox": box,
         "area": area,
         "segmentation": segmentation,
         "iscrowd": 0,
+        "alabel_detector_bbox": detector_box,
         "alabel_object_id": item.object_id,
     }
 

@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pycocotools.mask as mask_utils  # type: ignore[import-untyped]
 import pytest
 from label_fixtures import CLASS_NAMES, sample_images
+from PIL import Image
 from pycocotools.coco import COCO
 
 from agentic_labeling.errors import InvalidArgument
@@ -77,6 +79,38 @@ def test_pycocotools_gives_back_the_masks_exactly(tmp_path: Path) -> None:
     assert box_only["bbox"] == pytest.approx(crate.bbox, rel=1e-6)
     assert box_only["area"] == pytest.approx(40.125 * 20.75)
     assert box_only["segmentation"] == [[3.25, 90.5, 43.375, 90.5, 43.375, 111.25, 3.25, 111.25]]
+
+
+def test_bbox_is_the_masks_tight_box_and_the_detectors_box_is_kept_beside_it(
+    tmp_path: Path,
+) -> None:
+    """A mask that leaves its prompt box: `bbox` and `segmentation` agree (COCO's rule, as
+    pycocotools computes a result's box), the detector's box is in alabel_detector_bbox."""
+    mask = np.zeros((48, 64), bool)
+    mask[10:30, 5:40] = True  # pixels x 5..39, y 10..29
+    detector = (8.25, 12.5, 20.0, 10.75)  # the prompt box, inside the mask's extent
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (64, 48)).save(path)
+    wide = LabelImage(
+        split="train",
+        file_stem="wide",
+        image_path=path,
+        width=64,
+        height=48,
+        objects=(
+            LabelObject(class_id=0, bbox=detector, mask=mask, object_id="a"),
+            LabelObject(class_id=1, bbox=detector, mask=None, object_id="b"),
+        ),
+    )
+    directory = tmp_path / "coco"
+    directory.mkdir()
+    write_coco(iter([wide]), CLASS_NAMES, directory, transfer=ImageTransfer.COPY)
+    coco = COCO(str(directory / "annotations/instances_train.json"))
+    masked, box_only = coco.loadAnns(coco.getAnnIds())
+    assert masked["bbox"] == [5.0, 10.0, 35.0, 20.0]
+    assert masked["bbox"] == list(mask_utils.toBbox(coco.annToRLE(masked)))
+    assert masked["alabel_detector_bbox"] == list(detector)
+    assert box_only["bbox"] == box_only["alabel_detector_bbox"] == list(detector)
 
 
 def test_supervision_reads_every_object_with_its_mask(tmp_path: Path) -> None:
