@@ -322,7 +322,9 @@ async def auto_label(
     answers: dict[int, labeling_pb2.AutoLabelResponse] = {}
     credits = asyncio.Semaphore(in_flight)
     config = labeling_pb2.AutoLabelConfig(
-        class_names=list(workload.classes), max_objects_per_image=workload.max_detections
+        class_names=list(workload.classes),
+        max_objects_per_image=workload.max_detections,
+        confidence_threshold=0.0,  # every box the detector writes is worked on and registered
     )
 
     async def requests() -> AsyncIterator[labeling_pb2.AutoLabelRequest]:

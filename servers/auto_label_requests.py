@@ -23,6 +23,7 @@ from agentic_labeling.servers.labeling_requests import (
     checked_class_names,
     checked_fraction,
     checked_image,
+    checked_min_confidence,
 )
 from agentic_labeling.settings import Settings
 from agentic_labeling.v1 import labeling_pb2
@@ -109,7 +110,7 @@ def check_config(config: labeling_pb2.AutoLabelConfig, settings: Settings) -> La
     """The config with defaults filled in, or the error that fails the stream."""
     class_names = checked_class_names(config.class_names, "config.class_names")
     _check_category_names(class_names)
-    min_confidence = checked_fraction(config.min_confidence, "config.min_confidence")
+    min_confidence = checked_min_confidence(config, "config.")
     threshold = checked_fraction(config.duplicate_iou_threshold, "config.duplicate_iou_threshold")
     if not 0 <= config.max_objects_per_image <= settings.max_batch_objects:
         raise InvalidArgument(

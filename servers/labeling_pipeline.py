@@ -12,8 +12,11 @@ retried frame) is fine. A `video_key` that is a SHA-256 (64 lower-case hex digit
 be the video file's) is the source's content hash: a later stream finds the same source again,
 so an interrupted video resumes like images do. Any other key names a new source in each
 stream. With `skip_registered`, an image whose frame already has objects is answered with
-those objects (`already_registered`) and no model runs. The image's bytes go with its
-CreateSource / CreateFrame into the registry's image store, from which datasets are exported.
+those objects (`already_registered`) and no model runs. Without it such an image is labelled
+again (say for new class names): a detection that matches a stored object merges into it in
+the registry, and the answer names those objects in `merged_objects`. The image's bytes go
+with its CreateSource / CreateFrame into the registry's image store, from which datasets are
+exported.
 
 Exactly once. The batch's request_id is a UUIDv5 of the client's id, the image's SHA-256, its
 source and frame, and the config's fingerprint (the settings that decide the objects: classes,
@@ -288,11 +291,13 @@ class LabelingPipeline:
             objects = await self._run_models(checked, config, timings, remaining)
             if len(objects.boxes):
                 with timings.stage("register"):
-                    registered, replayed = await self._register(
+                    registered, replayed, merged = await self._register(
                         checked, config, place, objects, remaining
                     )
                 response.objects.extend(registered)
                 response.already_registered = replayed
+                if not replayed:
+                    response.merged_objects.extend(merged)
         response.timings.CopyFrom(timings.message())
         return response
 
@@ -400,8 +405,10 @@ class LabelingPipeline:
         place: _Place,
         objects: _Objects,
         remaining: Deadline,
-    ) -> tuple[list[registry_pb2.LabeledObject], bool]:
-        """The registered objects, and whether an earlier attempt had registered them."""
+    ) -> tuple[list[registry_pb2.LabeledObject], bool, list[str]]:
+        """The registered objects, whether an earlier attempt had registered them, and the
+        names of those that existed before (a detection merged into a stored object: an
+        image labelled again without skip_registered)."""
         source = place.source.name
         request_id = batch_request_id(
             checked.client_id, checked.sha256, source, place.frame_index, config.fingerprint
@@ -423,7 +430,7 @@ class LabelingPipeline:
             )
         except InvalidArgument as exc:
             if _reused_request_id(exc):
-                return await self._stored_objects(place, remaining), True
+                return await self._stored_objects(place, remaining), True, []
             raise FailedPrecondition(
                 f"the registry refused this image's objects: {exc.message}",
                 reason="REGISTRY_REFUSED_OBJECTS",
@@ -434,4 +441,13 @@ class LabelingPipeline:
             ) from exc
         # Two boxes merged into one stored object come back as that object twice.
         unique = {o.name: o for o in reply.objects}
-        return list(unique.values()), reply.replayed
+        # A box may also merge into an object created by an earlier box of this very batch:
+        # that object is new.
+        merged_indexes = {m.request_index for m in reply.merged}
+        created = {o.name for i, o in enumerate(reply.objects) if i not in merged_indexes}
+        merged = list(
+            dict.fromkeys(
+                m.existing_object for m in reply.merged if m.existing_object not in created
+            )
+        )
+        return list(unique.values()), reply.replayed, merged

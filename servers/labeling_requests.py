@@ -10,8 +10,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from agentic_labeling.class_names import MAX_CLASS_NAMES, special_token_in
 from agentic_labeling.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from agentic_labeling.images import DecodedImage, decode_image
+from agentic_labeling.labeling_defaults import DEFAULT_MIN_CONFIDENCE
 from agentic_labeling.settings import Settings
 from agentic_labeling.v1 import common_pb2, labeling_pb2
 
@@ -27,9 +29,9 @@ __all__ = [
     "checked_class_names",
     "checked_fraction",
     "checked_image",
+    "checked_min_confidence",
 ]
 
-MAX_CLASS_NAMES = 256
 MAX_CLASS_NAME_LENGTH = 128
 MAX_BOXES = 1024
 
@@ -65,7 +67,9 @@ def checked_class_names(names: Sequence[str], field: str) -> tuple[str, ...]:
         raise InvalidArgument("at least one class name is required", field=field)
     if len(names) > MAX_CLASS_NAMES:
         raise InvalidArgument(
-            f"{len(names)} class names given, at most {MAX_CLASS_NAMES} allowed", field=field
+            f"{len(names)} class names given, at most {MAX_CLASS_NAMES} allowed; label in"
+            f" several runs of at most {MAX_CLASS_NAMES} classes",
+            field=field,
         )
     cleaned: list[str] = []
     seen: set[str] = set()
@@ -73,8 +77,18 @@ def checked_class_names(names: Sequence[str], field: str) -> tuple[str, ...]:
     for index, raw in enumerate(names):
         name = " ".join(raw.split())
         where = f"{field}[{index}]"
+        token = special_token_in(name)
         if not name:
             violations.append(FieldViolation(where, "class name is empty"))
+        elif token is not None:
+            violations.append(
+                FieldViolation(
+                    where,
+                    f"class name {name!r} contains {token}, which is written like one of the"
+                    " detector's special tokens (<OD>, <loc_0>..<loc_999>, </s>, ...); name the"
+                    " class without angle brackets",
+                )
+            )
         elif len(name) > MAX_CLASS_NAME_LENGTH:
             violations.append(
                 FieldViolation(where, f"class name longer than {MAX_CLASS_NAME_LENGTH} characters")
@@ -93,6 +107,19 @@ def checked_fraction(value: float, field: str) -> float:
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
         raise InvalidArgument(f"must be between 0 and 1, got {value}", field=field)
     return value
+
+
+def checked_min_confidence(
+    message: labeling_pb2.AutoLabelConfig | labeling_pb2.DetectRequest, prefix: str = ""
+) -> float:
+    """The confidence threshold a request asks for: `confidence_threshold` when set (0
+    included), else the deprecated `min_confidence` when above 0, else DEFAULT_MIN_CONFIDENCE.
+    `prefix` is the path of `message` in the request, e.g. `config.`."""
+    if message.HasField("confidence_threshold"):
+        return checked_fraction(message.confidence_threshold, f"{prefix}confidence_threshold")
+    if message.min_confidence != 0:  # NaN included: checked_fraction refuses it
+        return checked_fraction(message.min_confidence, f"{prefix}min_confidence")
+    return DEFAULT_MIN_CONFIDENCE
 
 
 def _boxes(
@@ -131,7 +158,7 @@ def _boxes(
 
 def check_detect(request: labeling_pb2.DetectRequest, settings: Settings) -> CheckedDetect:
     class_names = checked_class_names(request.class_names, "class_names")
-    min_confidence = checked_fraction(request.min_confidence, "min_confidence")
+    min_confidence = checked_min_confidence(request)
     if request.max_detections < 0:
         raise InvalidArgument("must not be negative", field="max_detections")
     image = checked_image(request.image, settings, "image")

@@ -24,6 +24,7 @@ from agentic_labeling import __version__
 from agentic_labeling.clients.mesh_probe import ComponentState, probe_registry, probe_triton
 from agentic_labeling.clients.registry_client import RegistryClient
 from agentic_labeling.clients.triton_models import TritonModels
+from agentic_labeling.labeling_defaults import has_random_weights
 from agentic_labeling.servers.auto_label import AutoLabelStream
 from agentic_labeling.servers.conversions import box_message, boxes_array, mask_array, mask_message
 from agentic_labeling.servers.labeling_pipeline import LabelingPipeline, VideoSources
@@ -181,4 +182,5 @@ class LabelingServicer(labeling_pb2_grpc.LabelingServiceServicer):
             ],
             window_size=self._window.size,
             images_in_flight=self._window.in_flight,
+            random_weights=has_random_weights(self._settings.models_dir),
         )

@@ -799,7 +799,14 @@ def test_grpcurl_streams_a_config_and_an_image_through_reflection(
     orchestrator: ManagedProcess,
 ) -> None:
     messages = [
-        {"config": {"class_names": ["grpcurl cat"], "max_objects_per_image": 2}},
+        # confidence_threshold 0: the tiny Florence-2's confidences are near 0.
+        {
+            "config": {
+                "class_names": ["grpcurl cat"],
+                "max_objects_per_image": 2,
+                "confidence_threshold": 0,
+            }
+        },
         {
             "item": {
                 "client_id": "from-grpcurl",

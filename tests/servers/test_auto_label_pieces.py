@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from agentic_labeling.errors import InvalidArgument
+from agentic_labeling.labeling_defaults import DEFAULT_MIN_CONFIDENCE
 from agentic_labeling.servers.auto_label_requests import (
     DEFAULT_MAX_OBJECTS_PER_IMAGE,
     check_config,
@@ -74,7 +75,21 @@ def test_the_config_fingerprint_ignores_skip_registered_only() -> None:
     plain = fingerprint()
     assert fingerprint(skip_registered=True) == plain
     assert fingerprint(skip_masks=True) != plain
-    assert fingerprint(min_confidence=0.5) != plain
+    assert fingerprint(confidence_threshold=0.25) != plain
+    assert fingerprint(confidence_threshold=0.0) != plain  # an explicit 0 is not the default
+
+
+def test_an_unset_confidence_threshold_is_the_one_default_and_zero_is_kept() -> None:
+    settings = Settings()
+
+    def threshold(**fields: object) -> float:
+        config = labeling_pb2.AutoLabelConfig(class_names=["cat"], **fields)  # type: ignore[arg-type]
+        return check_config(config, settings).min_confidence
+
+    assert threshold() == DEFAULT_MIN_CONFIDENCE == 0.5
+    assert threshold(confidence_threshold=0.0) == 0.0
+    assert threshold(min_confidence=0.25) == 0.25  # the deprecated field, when above 0
+    assert threshold(min_confidence=0.25, confidence_threshold=0.0) == 0.0
 
 
 def test_config_defaults_come_from_the_server() -> None:

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 from real_parts import GRPCURL
 
+from agentic_labeling.labeling_defaults import DEFAULT_MIN_CONFIDENCE
 from agentic_labeling.local_mesh import ManagedProcess, start_server_process
 from agentic_labeling.models.mask_codec import rle_to_mask
 from agentic_labeling.triton_server import TritonHandle
@@ -57,7 +58,10 @@ def test_detect_returns_boxes_inside_the_image_with_requested_names(
 ) -> None:
     response = stub.Detect(
         labeling_pb2.DetectRequest(
-            image=common_pb2.Image(data=_png()), class_names=["cat", "dog"], max_detections=3
+            image=common_pb2.Image(data=_png()),
+            class_names=["cat", "dog"],
+            max_detections=3,
+            confidence_threshold=0.0,  # the tiny model's confidences are near 0
         ),
         timeout=60,
     )
@@ -74,6 +78,21 @@ def test_detect_returns_boxes_inside_the_image_with_requested_names(
         assert box.y + box.height <= HEIGHT
     confidences = [d.confidence for d in response.detections]
     assert confidences == sorted(confidences, reverse=True)
+
+
+def test_detect_without_a_threshold_keeps_only_boxes_at_the_default_confidence(
+    stub: labeling_pb2_grpc.LabelingServiceStub,
+) -> None:
+    def detections(**fields: float) -> list[tuple[str, float]]:
+        request = labeling_pb2.DetectRequest(
+            image=common_pb2.Image(data=_png()), class_names=["cat"], max_detections=3, **fields
+        )
+        found = stub.Detect(request, timeout=60).detections
+        return [(d.class_name, round(d.confidence, 6)) for d in found]
+
+    every_box = detections(confidence_threshold=0.0)
+    assert every_box  # an explicit 0 is honoured: 0 keeps every box
+    assert detections() == [d for d in every_box if d[1] >= DEFAULT_MIN_CONFIDENCE]
 
 
 def test_segment_returns_one_image_sized_rle_mask_per_box(
@@ -153,6 +172,7 @@ def test_mesh_status_lists_the_three_ready_models(
 def test_grpcurl_calls_detect_with_an_image(orchestrator: ManagedProcess) -> None:
     request = {"image": {"data": base64.b64encode(_png()).decode()}, "class_names": ["cat"]}
     request["max_detections"] = 2
+    request["confidence_threshold"] = 0  # the tiny model's confidences are near 0
     result = subprocess.run(
         [
             str(GRPCURL),

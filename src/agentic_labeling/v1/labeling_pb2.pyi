@@ -14,7 +14,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AutoLabelConfig(_message.Message):
-    __slots__ = ("class_names", "min_confidence", "duplicate_iou_threshold", "max_objects_per_image", "skip_masks", "skip_embeddings", "track_objects", "skip_registered")
+    __slots__ = ("class_names", "min_confidence", "duplicate_iou_threshold", "max_objects_per_image", "skip_masks", "skip_embeddings", "track_objects", "skip_registered", "confidence_threshold")
     CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
     MIN_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_IOU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,7 @@ class AutoLabelConfig(_message.Message):
     SKIP_EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     TRACK_OBJECTS_FIELD_NUMBER: _ClassVar[int]
     SKIP_REGISTERED_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     class_names: _containers.RepeatedScalarFieldContainer[str]
     min_confidence: float
     duplicate_iou_threshold: float
@@ -31,7 +32,8 @@ class AutoLabelConfig(_message.Message):
     skip_embeddings: bool
     track_objects: bool
     skip_registered: bool
-    def __init__(self, class_names: _Optional[_Iterable[str]] = ..., min_confidence: _Optional[float] = ..., duplicate_iou_threshold: _Optional[float] = ..., max_objects_per_image: _Optional[int] = ..., skip_masks: _Optional[bool] = ..., skip_embeddings: _Optional[bool] = ..., track_objects: _Optional[bool] = ..., skip_registered: _Optional[bool] = ...) -> None: ...
+    confidence_threshold: float
+    def __init__(self, class_names: _Optional[_Iterable[str]] = ..., min_confidence: _Optional[float] = ..., duplicate_iou_threshold: _Optional[float] = ..., max_objects_per_image: _Optional[int] = ..., skip_masks: _Optional[bool] = ..., skip_embeddings: _Optional[bool] = ..., track_objects: _Optional[bool] = ..., skip_registered: _Optional[bool] = ..., confidence_threshold: _Optional[float] = ...) -> None: ...
 
 class FramePosition(_message.Message):
     __slots__ = ("video_key", "frame_index", "timestamp", "video_width", "video_height")
@@ -84,7 +86,7 @@ class StageTimings(_message.Message):
     def __init__(self, decode: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., detect: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., segment: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., embed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., register: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., total: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class AutoLabelResponse(_message.Message):
-    __slots__ = ("client_id", "status", "source", "frame_index", "objects", "already_registered", "timings")
+    __slots__ = ("client_id", "status", "source", "frame_index", "objects", "already_registered", "timings", "merged_objects")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +94,7 @@ class AutoLabelResponse(_message.Message):
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     ALREADY_REGISTERED_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    MERGED_OBJECTS_FIELD_NUMBER: _ClassVar[int]
     client_id: str
     status: _status_pb2.Status
     source: str
@@ -99,19 +102,22 @@ class AutoLabelResponse(_message.Message):
     objects: _containers.RepeatedCompositeFieldContainer[_registry_pb2.LabeledObject]
     already_registered: bool
     timings: StageTimings
-    def __init__(self, client_id: _Optional[str] = ..., status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., source: _Optional[str] = ..., frame_index: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[_registry_pb2.LabeledObject, _Mapping]]] = ..., already_registered: _Optional[bool] = ..., timings: _Optional[_Union[StageTimings, _Mapping]] = ...) -> None: ...
+    merged_objects: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, client_id: _Optional[str] = ..., status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., source: _Optional[str] = ..., frame_index: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[_registry_pb2.LabeledObject, _Mapping]]] = ..., already_registered: _Optional[bool] = ..., timings: _Optional[_Union[StageTimings, _Mapping]] = ..., merged_objects: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DetectRequest(_message.Message):
-    __slots__ = ("image", "class_names", "min_confidence", "max_detections")
+    __slots__ = ("image", "class_names", "min_confidence", "max_detections", "confidence_threshold")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
     MIN_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     MAX_DETECTIONS_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     image: _common_pb2.Image
     class_names: _containers.RepeatedScalarFieldContainer[str]
     min_confidence: float
     max_detections: int
-    def __init__(self, image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., class_names: _Optional[_Iterable[str]] = ..., min_confidence: _Optional[float] = ..., max_detections: _Optional[int] = ...) -> None: ...
+    confidence_threshold: float
+    def __init__(self, image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., class_names: _Optional[_Iterable[str]] = ..., min_confidence: _Optional[float] = ..., max_detections: _Optional[int] = ..., confidence_threshold: _Optional[float] = ...) -> None: ...
 
 class Detection(_message.Message):
     __slots__ = ("bbox", "class_name", "confidence")
@@ -212,17 +218,19 @@ class ComponentStatus(_message.Message):
     def __init__(self, address: _Optional[str] = ..., reachable: _Optional[bool] = ..., version: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class MeshStatus(_message.Message):
-    __slots__ = ("version", "triton", "models", "registry", "window_size", "images_in_flight")
+    __slots__ = ("version", "triton", "models", "registry", "window_size", "images_in_flight", "random_weights")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     TRITON_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     REGISTRY_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SIZE_FIELD_NUMBER: _ClassVar[int]
     IMAGES_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    RANDOM_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     version: str
     triton: ComponentStatus
     models: _containers.RepeatedCompositeFieldContainer[ModelStatus]
     registry: ComponentStatus
     window_size: int
     images_in_flight: int
-    def __init__(self, version: _Optional[str] = ..., triton: _Optional[_Union[ComponentStatus, _Mapping]] = ..., models: _Optional[_Iterable[_Union[ModelStatus, _Mapping]]] = ..., registry: _Optional[_Union[ComponentStatus, _Mapping]] = ..., window_size: _Optional[int] = ..., images_in_flight: _Optional[int] = ...) -> None: ...
+    random_weights: bool
+    def __init__(self, version: _Optional[str] = ..., triton: _Optional[_Union[ComponentStatus, _Mapping]] = ..., models: _Optional[_Iterable[_Union[ModelStatus, _Mapping]]] = ..., registry: _Optional[_Union[ComponentStatus, _Mapping]] = ..., window_size: _Optional[int] = ..., images_in_flight: _Optional[int] = ..., random_weights: _Optional[bool] = ...) -> None: ...
