@@ -36,6 +36,7 @@ COMMAND_GROUPS = [
     "search",
     "objects",
     "validate",
+    "categories",
     "stats",
     "registry",
     "datasets",

@@ -62,8 +62,9 @@ class Mesh:
         self.triton = triton
         self.orchestrators: list[ManagedProcess] = []
 
-    def start_orchestrator(self, port: int = 0) -> ManagedProcess:
+    def start_orchestrator(self, port: int = 0, *extra: str) -> ManagedProcess:
         flags = ["--triton-url", self.triton.address, "--registry-url", self.registry.address]
+        flags += extra
         if port:
             flags += ["--orchestrator-port", str(port)]
         workdir = self.workdir / f"orchestrator-{len(self.orchestrators)}"
@@ -337,3 +338,122 @@ def test_a_run_cut_by_a_killed_orchestrator_is_finished_by_rerunning_it(
         assert {o.name for o in stored} == reported[source.name]
         boxes = [(o.category, o.bbox.x, o.bbox.y, o.bbox.width, o.bbox.height) for o in stored]
         assert len(set(boxes)) == len(boxes)  # no object registered twice
+
+
+# --- thresholds: one default, and tiny models that say what they are --------------------------
+
+TINY_WARNING = (
+    "warning: random-weight tiny models: labels are meaningless; threshold 0 used so boxes are"
+    " kept (--box-threshold overrides)"
+)
+
+
+def test_with_tiny_models_and_no_threshold_one_warning_is_printed_and_boxes_are_kept(
+    mesh: Mesh, tiny_models_dir: Path, tmp_path: Path
+) -> None:
+    for i in range(3):
+        _write_image(tmp_path / f"tiny{i}.png", seed=500 + i)
+    orchestrator = mesh.start_orchestrator(0, "--models-dir", str(tiny_models_dir))
+    result = alabel(orchestrator.address, str(tmp_path), "--classes", "owl", "--json")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [TINY_WARNING]
+    summary = _json_lines(result.stdout)[-1]
+    assert summary["labelled"] == 3
+    assert summary["new_objects"] > 0
+
+
+def test_an_explicit_threshold_wins_over_the_tiny_models_default_without_a_warning(
+    mesh: Mesh, tiny_models_dir: Path, tmp_path: Path
+) -> None:
+    _write_image(tmp_path / "strict.png", seed=510)
+    orchestrator = mesh.start_orchestrator(0, "--models-dir", str(tiny_models_dir))
+    result = alabel(
+        orchestrator.address, str(tmp_path), "--classes", "heron", "--box-threshold", "1", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    assert TINY_WARNING not in result.stderr
+    assert _json_lines(result.stdout)[-1]["new_objects"] == 0  # no confidence reaches 1
+
+
+def test_real_checkpoints_get_the_default_threshold_without_a_warning(
+    mesh: Mesh, tmp_path: Path
+) -> None:
+    for i in range(2):
+        _write_image(tmp_path / f"real{i}.png", seed=520 + i)
+    result = alabel(mesh, str(tmp_path), "--classes", "stork", "--json")
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.stderr
+    images = [r for r in _json_lines(result.stdout) if r["type"] == "image"]
+    confidences = [o["confidence"] for r in images for o in r["objects"]]
+    assert all(c >= 0.5 for c in confidences)  # the tiny model's near-0 boxes are dropped
+
+
+# --- re-labelling registered images with new classes -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def relabel_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("relabel")
+    for i in range(3):
+        _write_image(folder / f"relabel{i}.png", seed=600 + i)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def labelled_once(mesh: Mesh, relabel_photos: Path) -> list[dict[str, Any]]:
+    result = alabel(mesh, str(relabel_photos), *LABEL, "--json")
+    assert result.exit_code == 0, result.output
+    return [r for r in _json_lines(result.stdout) if r["type"] == "image"]
+
+
+def _stored_names(mesh: Mesh, records: list[dict[str, Any]]) -> set[str]:
+    return {o.name for r in records for o in mesh.objects_of(r["source"])}
+
+
+def test_new_classes_without_reprocess_skip_registered_images_and_say_how_to_relabel(
+    mesh: Mesh, relabel_photos: Path, labelled_once: list[dict[str, Any]]
+) -> None:
+    before = _stored_names(mesh, labelled_once)
+    result = alabel(mesh, str(relabel_photos), "--classes", "cat,dog,bird", "--box-threshold", "0")
+    assert result.exit_code == 0, result.output
+    assert (
+        "3 image(s) skipped because they were already labelled (new classes were not looked for"
+        " in them); add --reprocess to label them again for these classes" in result.stdout
+    )
+    assert _stored_names(mesh, labelled_once) == before
+
+
+def test_reprocess_labels_registered_images_again_and_adds_only_new_objects(
+    mesh: Mesh, relabel_photos: Path, labelled_once: list[dict[str, Any]]
+) -> None:
+    before = _stored_names(mesh, labelled_once)
+    args = ["--classes", "cat,dog,bird", "--box-threshold", "0", "--max-objects", "3"]
+    result = alabel(mesh, str(relabel_photos), *args, "--reprocess", "--json")
+    assert result.exit_code == 0, result.output
+    *images, summary = _json_lines(result.stdout)
+    assert {r["status"] for r in images} == {"labelled"}
+    assert "--reprocess" not in result.stdout  # no hint: nothing was skipped
+    answered = {o["name"] for r in images for o in r["objects"]}
+    merged = {name for r in images for name in r["merged_objects"]}
+    assert merged <= before  # what merged existed before
+    assert not (answered - merged) & before  # the rest is new
+    after = _stored_names(mesh, labelled_once)
+    assert after == before | answered
+    assert summary["new_objects"] == len(after) - len(before)
+    assert summary["merged_objects"] == len(merged)
+
+
+def test_reprocess_with_the_same_detections_merges_every_box_into_the_stored_objects(
+    mesh: Mesh, relabel_photos: Path, labelled_once: list[dict[str, Any]]
+) -> None:
+    before = _stored_names(mesh, labelled_once)
+    # Another fingerprint (no masks, no embeddings), the same detections: every box matches.
+    flags = ["--reprocess", "--no-masks", "--no-embeddings", "--json"]
+    result = alabel(mesh, str(relabel_photos), *LABEL, *flags)
+    assert result.exit_code == 0, result.output
+    *images, summary = _json_lines(result.stdout)
+    assert summary["new_objects"] == 0
+    for record in images:
+        assert record["status"] == "labelled"
+        assert set(record["merged_objects"]) == {o["name"] for o in record["objects"]}
+    assert _stored_names(mesh, labelled_once) == before

@@ -13,7 +13,12 @@ from agentic_labeling.models.dinov2 import Dinov2Embedder
 def test_make_tiny_writes_three_loadable_models_and_says_they_are_random(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["models", "make-tiny", str(tmp_path / "tiny")])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "tiny").iterdir()) == ["dinov2", "florence2", "sam2"]
+    assert sorted(p.name for p in (tmp_path / "tiny").iterdir()) == [
+        "TINY_RANDOM_WEIGHTS",  # the marker: a mesh serving them says so
+        "dinov2",
+        "florence2",
+        "sam2",
+    ]
     assert "Random weights" in result.output
     assert Dinov2Embedder.load(tmp_path / "tiny" / "dinov2").dimension > 0
 

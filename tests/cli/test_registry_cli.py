@@ -462,7 +462,10 @@ def test_validate_without_objects_or_filter_is_a_usage_error(servers: Servers) -
 def test_validate_to_an_unknown_category_changes_nothing(servers: Servers, seeded: Seeded) -> None:
     result = alabel(servers, "validate", seeded.cat, "--by", "dave", "--category", "zebra")
     assert result.exit_code == 1
-    assert "NOT_FOUND" in result.stderr
+    assert result.stderr.splitlines()[0] == (
+        "error: category 'zebra' does not exist; pass --create-category to create it, or run"
+        " `alabel categories create zebra` first"
+    )
     assert not _get(servers, seeded.cat).is_validated
 
 

@@ -63,10 +63,12 @@ class LabelTally:
     """Counts over the results so far."""
 
     total: int
+    reprocess: bool = False  # registered images were labelled again, not skipped
     labelled: int = 0
     already_registered: int = 0
     failures: list[ImageResult] = field(default_factory=list)
     new_objects: int = 0
+    merged_objects: int = 0  # detections of re-labelled images that matched stored objects
     registered_objects: int = 0
     per_class: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
@@ -80,7 +82,8 @@ class LabelTally:
             self.registered_objects += len(result.objects)
         else:
             self.labelled += 1
-            self.new_objects += len(result.objects)
+            self.new_objects += result.new_objects
+            self.merged_objects += len(result.merged)
         self.per_class.update(_classes(result.objects))
 
     @property
@@ -105,6 +108,7 @@ class LabelTally:
             "failed": len(self.failures),
             "not_answered": self.total - self.done,
             "new_objects": self.new_objects,
+            "merged_objects": self.merged_objects,
             "registered_objects": self.registered_objects,
             "objects_per_class": dict(self.per_class.most_common()),
             "elapsed_s": round(self.elapsed_s, 3),
@@ -122,12 +126,20 @@ class LabelTally:
             counts += f", {missing} not answered"
         lines = [f"{counts} in {self.elapsed_s:.1f} s ({self.rate:.1f} images/s)"]
         objects = f"objects: {self.new_objects} new"
+        if self.merged_objects:
+            objects += f", {self.merged_objects} matched objects registered before"
         if self.already_registered:
             objects += f", {self.registered_objects} registered before"
         if self.per_class:
             per_class = ", ".join(f"{name} {count}" for name, count in self.per_class.most_common())
             objects += f"; per class: {per_class}"
         lines.append(objects)
+        if self.already_registered and not self.reprocess:
+            lines.append(
+                f"{self.already_registered} image(s) skipped because they were already labelled"
+                " (new classes were not looked for in them); add --reprocess to label them again"
+                " for these classes (matching objects merge, only new ones are added)"
+            )
         if self.failures:
             lines.append("failed:")
             lines += [f"  {shown_path(f.path)}: {_error_text(f)}" for f in self.failures]
@@ -149,8 +161,8 @@ def _objects_text(result: ImageResult) -> str:
 class Report:
     """Shows results as they come (`add`) and the summary at the end (`finish`)."""
 
-    def __init__(self, total: int) -> None:
-        self.tally = LabelTally(total)
+    def __init__(self, total: int, *, reprocess: bool = False) -> None:
+        self.tally = LabelTally(total, reprocess=reprocess)
 
     def __enter__(self) -> Self:
         return self
@@ -184,7 +196,8 @@ class LineReport(Report):
         elif result.already_registered:
             click.echo(f"skipped    {path}  already registered ({_objects_text(result)})")
         else:
-            click.echo(f"labelled   {path}  {_objects_text(result)}")
+            merged = f" ({len(result.merged)} registered before)" if result.merged else ""
+            click.echo(f"labelled   {path}  {_objects_text(result)}{merged}")
 
 
 class JsonReport(Report):
@@ -204,6 +217,7 @@ class JsonReport(Report):
             "status": status,
             "source": result.source,
             "objects": [message_json(o) for o in result.objects],
+            "merged_objects": sorted(result.merged),
             "error": result.error.to_json() if result.error is not None else None,
         }
         click.echo(json.dumps(record))
@@ -215,8 +229,10 @@ class JsonReport(Report):
 class ProgressReport(Report):
     """A live progress bar on a terminal; failures are printed above it as they happen."""
 
-    def __init__(self, total: int, console: Console | None = None) -> None:
-        super().__init__(total)
+    def __init__(
+        self, total: int, *, reprocess: bool = False, console: Console | None = None
+    ) -> None:
+        super().__init__(total, reprocess=reprocess)
         self.console = console or Console(highlight=False)
         self.progress = Progress(
             TextColumn("[bold]labelling"),
@@ -259,7 +275,7 @@ class ProgressReport(Report):
         self.progress.update(
             self.task,
             completed=tally.done,
-            objects=tally.new_objects + tally.registered_objects,
+            objects=tally.new_objects + tally.merged_objects + tally.registered_objects,
             failed=len(tally.failures),
             rate=tally.rate,
         )

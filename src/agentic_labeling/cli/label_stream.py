@@ -24,9 +24,17 @@ from agentic_labeling.cli.channels import StatusSummary, failure_from_rpc_error,
 from agentic_labeling.cli.failures import CliFailure
 from agentic_labeling.v1 import common_pb2, labeling_pb2, labeling_pb2_grpc, registry_pb2
 
-__all__ = ["ImageResult", "StreamBroken", "StreamOptions", "stream_images"]
+__all__ = [
+    "ImageResult",
+    "StreamBroken",
+    "StreamOptions",
+    "served_random_weights",
+    "stream_images",
+]
 
 _POLL_S = 0.2
+_STATUS_TIMEOUT_S = 10.0
+_STATUS_MESSAGE_BYTES = 4 * 1024 * 1024  # gRPC's default: a MeshStatus is small
 # Room left in a message for everything but the image bytes.
 _ENVELOPE_BYTES = 64 * 1024
 
@@ -37,7 +45,8 @@ class StreamOptions:
 
     orchestrator_url: str
     class_names: Sequence[str]
-    min_confidence: float = 0.0
+    min_confidence: float | None = None  # None: the orchestrator's default
+    reprocess: bool = False
     max_objects_per_image: int = 0
     skip_masks: bool = False
     skip_embeddings: bool = False
@@ -45,15 +54,18 @@ class StreamOptions:
     max_message_bytes: int = 64 * 1024 * 1024
 
     def config(self) -> labeling_pb2.AutoLabelConfig:
-        return labeling_pb2.AutoLabelConfig(
+        config = labeling_pb2.AutoLabelConfig(
             class_names=list(self.class_names),
-            min_confidence=self.min_confidence,
             max_objects_per_image=self.max_objects_per_image,
             skip_masks=self.skip_masks,
             skip_embeddings=self.skip_embeddings,
-            # Re-running the same command after an interruption finishes the job.
-            skip_registered=True,
+            # Re-running the same command after an interruption finishes the job; with
+            # reprocess, registered images are labelled again (their matches merge).
+            skip_registered=not self.reprocess,
         )
+        if self.min_confidence is not None:
+            config.confidence_threshold = self.min_confidence
+        return config
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,12 @@ class ImageResult:
     source: str = ""
     objects: tuple[registry_pb2.LabeledObject, ...] = ()
     already_registered: bool = False
+    # Names of the objects (of `objects`) that existed before: a re-labelled image's matches.
+    merged: frozenset[str] = frozenset()
+
+    @property
+    def new_objects(self) -> int:
+        return 0 if self.already_registered else len(self.objects) - len(self.merged)
 
 
 class StreamBroken(Exception):
@@ -154,7 +172,22 @@ def _result(path: Path, response: labeling_pb2.AutoLabelResponse) -> ImageResult
         source=response.source,
         objects=tuple(response.objects),
         already_registered=response.already_registered,
+        merged=frozenset(response.merged_objects),
     )
+
+
+def served_random_weights(orchestrator_url: str) -> bool:
+    """Whether the orchestrator says the mesh serves random-weight tiny models (GetMeshStatus);
+    False when it cannot be asked (the stream then reports why)."""
+    with open_channel(orchestrator_url, max_message_bytes=_STATUS_MESSAGE_BYTES) as channel:
+        stub = labeling_pb2_grpc.LabelingServiceStub(channel)  # type: ignore[no-untyped-call]
+        try:
+            status = stub.GetMeshStatus(
+                labeling_pb2.GetMeshStatusRequest(), timeout=_STATUS_TIMEOUT_S
+            )
+        except grpc.RpcError:
+            return False
+    return bool(status.random_weights)
 
 
 def stream_images(options: StreamOptions, files: Sequence[Path]) -> Iterator[ImageResult]:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import click
 
-from agentic_labeling.cli.params import json_option, parse_name_list
+from agentic_labeling.cli.params import json_option, parse_class_list
 from agentic_labeling.cli.settings_options import current_settings
+from agentic_labeling.labeling_defaults import DEFAULT_MIN_CONFIDENCE
 
 __all__ = ["label"]
 
@@ -25,12 +26,13 @@ Examples:
   alabel label ./photos --classes person,car
   alabel label a.jpg b.png --classes "traffic light,bicycle" --box-threshold 0.4
   alabel label ./photos --classes cat --json > results.jsonl
+  alabel label ./photos --classes person,car,truck --reprocess
   alabel --orchestrator-url 10.0.0.7:50052 label ./photos --classes cat --in-flight 32
 
 \b
 Exit status: 0 every image labelled or already registered; 1 at least one image failed, or
 the orchestrator could not be reached or went away (re-run the same command to finish);
-2 bad usage (an unreadable path, no images found); 130 interrupted.""",
+2 bad usage (an unreadable path, no images found, a bad class list); 130 interrupted.""",
 )
 @click.argument(
     "paths",
@@ -41,17 +43,27 @@ the orchestrator could not be reached or went away (re-run the same command to f
 )
 @click.option(
     "--classes",
-    callback=parse_name_list,
+    callback=parse_class_list,
     required=True,
     metavar="NAME,NAME...",
-    help="Class names to detect, comma-separated (synonyms resolve to their category).",
+    help="Class names to detect, separated by commas; quote the whole list when a name has a"
+    ' space: "traffic light,bicycle". Not a JSON list. At most 256 names. Synonyms resolve to'
+    " their category.",
 )
 @click.option(
     "--box-threshold",
     type=click.FloatRange(0.0, 1.0),
-    default=0.3,
-    show_default=True,
-    help="Drop detections whose confidence is below this.",
+    default=None,
+    metavar="FLOAT",
+    help=f"Drop detections whose confidence is below this.  [default: {DEFAULT_MIN_CONFIDENCE};"
+    " 0 when the mesh serves random-weight tiny models, with a warning]",
+)
+@click.option(
+    "--reprocess",
+    is_flag=True,
+    help="Label images that are already registered again, for the classes given (say, new"
+    " ones). A detection that matches a stored object merges into it; only new objects are"
+    " added. Without it, registered images are skipped.",
 )
 @click.option(
     "--max-objects",
@@ -91,7 +103,8 @@ the orchestrator could not be reached or went away (re-run the same command to f
 def label(
     paths: tuple[Path, ...],
     classes: tuple[str, ...],
-    box_threshold: float,
+    box_threshold: float | None,
+    reprocess: bool,
     max_objects: int,
     in_flight: int,
     recursive: bool,
@@ -106,9 +119,15 @@ def label(
     Triton batches them; files are read one at a time as they are sent, so memory stays flat.
     Each image is registered once: re-running the same command after an interruption (or a
     crash of the orchestrator) skips what is already registered (by content hash) and
-    finishes the rest. A bad image fails alone and is reported; a summary is printed at the
-    end (images labelled, skipped, failed with reasons, objects per class). With --json, one
-    JSON object per image and a final {"type": "summary"} object, one per line.
+    finishes the rest; --reprocess labels registered images again instead (for new classes).
+    A bad image fails alone and is reported; a summary is printed at the end (images
+    labelled, skipped, failed with reasons, objects per class). With --json, one JSON object
+    per image and a final {"type": "summary"} object, one per line.
+
+    Threshold: detections below --box-threshold are dropped; without it the orchestrator's
+    default applies (0.5, for real checkpoints), except when the mesh serves random-weight
+    tiny models (`alabel models make-tiny`): then one warning is printed and 0 is used, so
+    their near-0 confidences still give boxes.
     """
     from agentic_labeling.cli.image_files import find_images
 
@@ -124,10 +143,13 @@ def label(
     )
     from agentic_labeling.cli.label_stream import StreamBroken, StreamOptions, stream_images
 
+    if box_threshold is None:
+        box_threshold = _threshold_for_served_models(settings.orchestrator_url)
     options = StreamOptions(
         orchestrator_url=settings.orchestrator_url,
         class_names=classes,
         min_confidence=box_threshold,
+        reprocess=reprocess,
         max_objects_per_image=max_objects,
         skip_masks=not masks,
         skip_embeddings=not embeddings,
@@ -136,11 +158,11 @@ def label(
     )
     report: Report
     if as_json:
-        report = JsonReport(len(files))
+        report = JsonReport(len(files), reprocess=reprocess)
     elif stdout_is_terminal():
-        report = ProgressReport(len(files))
+        report = ProgressReport(len(files), reprocess=reprocess)
     else:
-        report = LineReport(len(files))
+        report = LineReport(len(files), reprocess=reprocess)
     with report:
         try:
             for result in stream_images(options, files):
@@ -154,3 +176,21 @@ def label(
         report.finish(complete=True)
     if report.tally.failures:
         raise click.exceptions.Exit(1)
+
+
+def _threshold_for_served_models(orchestrator_url: str) -> float | None:
+    """The threshold when --box-threshold is not given: None (the orchestrator's default, for
+    real checkpoints), or 0 with one warning when the mesh says it serves random-weight tiny
+    models. A mesh that cannot say (unreachable, older) gets the default: the stream that
+    follows reports an unreachable orchestrator."""
+    from agentic_labeling.cli.label_stream import served_random_weights
+    from agentic_labeling.labeling_defaults import RANDOM_WEIGHTS_MIN_CONFIDENCE
+
+    if not served_random_weights(orchestrator_url):
+        return None
+    click.echo(
+        "warning: random-weight tiny models: labels are meaningless; threshold"
+        f" {RANDOM_WEIGHTS_MIN_CONFIDENCE:g} used so boxes are kept (--box-threshold overrides)",
+        err=True,
+    )
+    return RANDOM_WEIGHTS_MIN_CONFIDENCE

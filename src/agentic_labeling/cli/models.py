@@ -33,8 +33,10 @@ def models_make_tiny(directory: Path, seed: int, overwrite: bool) -> None:
     Writes Florence-2, SAM2 and DINOv2 models with random weights into DIR. They have the real
     architectures and load through the same path as real checkpoints, with no download, so tests and
     demos can run the whole mesh on a small CPU. Their outputs are meaningless: they prove the
-    plumbing, never label quality. For real labels, point --models-dir at real checkpoints in
-    transformers format.
+    plumbing, never label quality. DIR also gets a TINY_RANDOM_WEIGHTS file saying so; an
+    orchestrator given --models-dir DIR reports it, and `alabel label` then warns once and uses
+    threshold 0 (unless --box-threshold is given), as their confidences are near 0. For real
+    labels, point --models-dir at real checkpoints in transformers format.
     """
     # Imported here so that `alabel --help` does not load torch.
     from transformers.utils import logging as transformers_logging
@@ -50,6 +52,12 @@ def models_make_tiny(directory: Path, seed: int, overwrite: bool) -> None:
         )
     for name in existing:  # replaced whole, so no file of an older build lingers
         shutil.rmtree(directory / name)
+    from agentic_labeling.labeling_defaults import RANDOM_WEIGHTS_MARKER
+
     for name, path in make_tiny_models(directory, seed=seed).items():
         click.echo(f"{name:<10} {path}")
-    click.echo("Random weights: these models prove the plumbing, their labels mean nothing.")
+    click.echo(f"{'marker':<10} {directory / RANDOM_WEIGHTS_MARKER}")
+    click.echo(
+        "Random weights: these models prove the plumbing, their labels mean nothing. A mesh"
+        " serving them says so, and `alabel label` then keeps every box (threshold 0)."
+    )

@@ -11,6 +11,7 @@ import click
 __all__ = [
     "filter_option",
     "json_option",
+    "parse_class_list",
     "parse_name_list",
     "parse_split_ratios",
     "port_option",
@@ -37,6 +38,46 @@ def parse_name_list(
         if name.casefold() in seen:
             raise click.BadParameter(f"{name!r} is given twice", ctx, param)
         seen.add(name.casefold())
+    return names
+
+
+def parse_class_list(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[str, ...] | None:
+    """`--classes` of a labelling command: `parse_name_list`, then the rules every class name
+    meets on the orchestrator (class_names.py), so a bad list is a usage error (exit 2) that
+    says what to change, before any image is sent."""
+    from agentic_labeling.class_names import MAX_CLASS_NAMES, looks_quoted, special_token_in
+
+    names = parse_name_list(ctx, param, value)
+    if names is None:
+        return None
+    for name in names:
+        if looks_quoted(name):
+            raise click.BadParameter(
+                f"{name!r} is not a class name: give plain names separated by commas, without"
+                ' brackets or quotes, e.g. --classes person,car or --classes "traffic'
+                ' light,bicycle" (a JSON list is not read)',
+                ctx,
+                param,
+            )
+        token = special_token_in(name)
+        if token is not None:
+            raise click.BadParameter(
+                f"{name!r} contains {token}, which is written like one of the detector's"
+                " special tokens (<OD>, <loc_0>..<loc_999>, </s>, ...); name the class without"
+                " angle brackets",
+                ctx,
+                param,
+            )
+    if len(names) > MAX_CLASS_NAMES:
+        raise click.BadParameter(
+            f"{len(names)} class names given, at most {MAX_CLASS_NAMES} per run; label with"
+            f" at most {MAX_CLASS_NAMES} classes at a time (run the command again with the"
+            " rest and --reprocess)",
+            ctx,
+            param,
+        )
     return names
 
 

@@ -25,7 +25,7 @@ from agentic_labeling.cli.settings_options import current_settings
 if TYPE_CHECKING:
     from agentic_labeling.v1 import registry_pb2, registry_pb2_grpc
 
-__all__ = ["objects", "registry", "search", "stats", "validate"]
+__all__ = ["objects", "registry", "registry_stub", "search", "stats", "validate"]
 
 # The registry's largest page, and how many objects one ValidateObjects call carries.
 _PAGE_SIZE = 1000
@@ -33,7 +33,7 @@ _VALIDATE_CHUNK = 500
 
 
 @contextmanager
-def _registry() -> Iterator[registry_pb2_grpc.RegistryServiceStub]:
+def registry_stub() -> Iterator[registry_pb2_grpc.RegistryServiceStub]:
     """A stub on --registry-url; a failed call inside becomes one clear CLI failure."""
     from agentic_labeling.cli.channels import server_channel
     from agentic_labeling.v1 import registry_pb2_grpc
@@ -190,7 +190,7 @@ def search(like: str, filter_expr: str | None, top_k: int, exact: bool, as_json:
             f"{like!r} is neither an object id (UUID or objects/UUID) nor an image file",
             param_hint="'--like'",
         )
-    with _registry() as stub:
+    with registry_stub() as stub:
         response = stub.SearchSimilar(request, timeout=120)
         source_name = _SourceNames(stub)
         if as_json:
@@ -276,7 +276,7 @@ def objects_list(filter_expr: str | None, order_by: str | None, limit: int, as_j
     """
     from agentic_labeling.cli.output import echo_json, echo_table, message_json
 
-    with _registry() as stub:
+    with registry_stub() as stub:
         found, total = _list_objects(stub, filter_expr=filter_expr, order_by=order_by, limit=limit)
         if as_json:
             echo_json({"objects": [message_json(o) for o in found], "total_size": total})
@@ -312,7 +312,7 @@ def objects_get(object_id: str, save_mask: Path | None, as_json: bool) -> None:
     from agentic_labeling.cli.output import bbox_text, echo_json, message_json
     from agentic_labeling.v1 import registry_pb2
 
-    with _registry() as stub:
+    with registry_stub() as stub:
         found = stub.GetObject(registry_pb2.GetObjectRequest(name=object_id), timeout=30)
         source = _SourceNames(stub)(found.source)
         mask = None
@@ -391,7 +391,7 @@ def objects_delete(object_ids: tuple[str, ...], yes: bool) -> None:
 
     settings = current_settings()
     failed: list[CliFailure] = []
-    with _registry() as stub:
+    with registry_stub() as stub:
         for name in object_ids:
             try:
                 stub.DeleteObject(registry_pb2.DeleteObjectRequest(name=name), timeout=60)
@@ -411,7 +411,9 @@ def objects_delete(object_ids: tuple[str, ...], yes: bool) -> None:
 Examples:
   alabel validate 3f2b9c1e-5d7a-4e0b-9a41-2c6f0d8e7b15 --by alice
   alabel validate --filter 'category = "dog" AND confidence >= 0.9' --by alice
-  alabel validate 3f2b9c1e-5d7a-4e0b-9a41-2c6f0d8e7b15 --by alice --category cat""",
+  alabel validate 3f2b9c1e-5d7a-4e0b-9a41-2c6f0d8e7b15 --by alice --category cat
+  alabel validate 3f2b9c1e-5d7a-4e0b-9a41-2c6f0d8e7b15 --by alice --category truck \\
+      --create-category""",
 )
 @click.argument("object_ids", metavar="[OBJECT_ID]...", nargs=-1, callback=_object_names)
 @filter_option
@@ -420,13 +422,19 @@ Examples:
     "--category",
     metavar="NAME",
     help="Correct the category of the validated objects to NAME (an existing category or"
-    " one of its synonyms).",
+    " one of its synonyms; see --create-category).",
+)
+@click.option(
+    "--create-category",
+    is_flag=True,
+    help="Create the --category first when no category has that name.",
 )
 def validate(
     object_ids: tuple[str, ...],
     filter_expr: str | None,
     validated_by: str,
     category: str | None,
+    create_category: bool,
 ) -> None:
     """Mark objects as validated by a reviewer.
 
@@ -438,9 +446,13 @@ def validate(
         raise click.UsageError("name the objects to validate: OBJECT_ID... or --filter")
     if not validated_by.strip():
         raise click.BadParameter("must not be empty", param_hint="'--by'")
+    if create_category and not category:
+        raise click.UsageError("--create-category needs --category NAME")
     from agentic_labeling.v1 import registry_pb2
 
-    with _registry() as stub:
+    with registry_stub() as stub:
+        if category:
+            _ensure_category(stub, category, create=create_category)
         names = list(object_ids)
         if filter_expr:
             matching, _ = _list_objects(stub, filter_expr=filter_expr)
@@ -470,6 +482,29 @@ def validate(
     click.echo(f"{len(validated)} object(s) validated by {validated_by}{what}")
 
 
+def _ensure_category(
+    stub: registry_pb2_grpc.RegistryServiceStub, name: str, *, create: bool
+) -> None:
+    """Check that category `name` exists before any object is touched; create it if asked."""
+    import shlex
+
+    from agentic_labeling.cli.categories import find_category
+    from agentic_labeling.v1 import registry_pb2
+
+    if find_category(stub, name) is not None:
+        return
+    if not create:
+        raise CliFailure(
+            f"category {name!r} does not exist; pass --create-category to create it, or run"
+            f" `alabel categories create {shlex.quote(name)}` first"
+        )
+    stub.CreateCategory(
+        registry_pb2.CreateCategoryRequest(category=registry_pb2.Category(display_name=name)),
+        timeout=30,
+    )
+    click.echo(f"created category {name}")
+
+
 @click.command(
     "stats",
     epilog="""\b
@@ -487,7 +522,7 @@ def stats(filter_expr: str | None, as_json: bool) -> None:
     from agentic_labeling.cli.output import echo_json, message_json
     from agentic_labeling.v1 import registry_pb2
 
-    with _registry() as stub:
+    with registry_stub() as stub:
         found = stub.GetStats(registry_pb2.GetStatsRequest(filter=filter_expr or ""), timeout=120)
     if as_json:
         echo_json(message_json(found))

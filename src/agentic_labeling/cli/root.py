@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from agentic_labeling import __version__
+from agentic_labeling.cli.categories import categories
 from agentic_labeling.cli.datasets import datasets
 from agentic_labeling.cli.failures import failure_from_domain_error
 from agentic_labeling.cli.groups import AlabelGroup
@@ -92,6 +93,7 @@ for command in (
     search,
     objects,
     validate,
+    categories,
     stats,
     registry,
     datasets,
