@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped,unused-ignore]
 from grpc_status import rpc_status
 
@@ -291,6 +292,7 @@ def _guard(behavior: Behavior, method: str, response_streaming: bool) -> Behavio
 
         async def guarded_stream(request: Any, context: Any) -> AsyncIterator[Any]:
             try:
+                _refuse_undecodable(request)
                 async with contextlib.aclosing(behavior(request, context)) as responses:
                     async for response in responses:
                         yield response
@@ -305,6 +307,7 @@ def _guard(behavior: Behavior, method: str, response_streaming: bool) -> Behavio
 
         async def guarded_call(request: Any, context: Any) -> Any:
             try:
+                _refuse_undecodable(request)
                 return await behavior(request, context)
             except grpc.aio.AbortError:
                 raise
@@ -317,6 +320,7 @@ def _guard(behavior: Behavior, method: str, response_streaming: bool) -> Behavio
 
         def guarded_sync_stream(request: Any, context: Any) -> Iterator[Any]:
             try:
+                _refuse_undecodable(request)
                 yield from behavior(request, context)
             except Exception as exc:
                 _fail_sync(context, exc, method)
@@ -325,6 +329,7 @@ def _guard(behavior: Behavior, method: str, response_streaming: bool) -> Behavio
 
     def guarded_sync_call(request: Any, context: Any) -> Any:
         try:
+            _refuse_undecodable(request)
             return behavior(request, context)
         except Exception as exc:
             _fail_sync(context, exc, method)
@@ -333,18 +338,52 @@ def _guard(behavior: Behavior, method: str, response_streaming: bool) -> Behavio
     return guarded_sync_call
 
 
+@dataclass(frozen=True)
+class _Undecodable:
+    """A request whose bytes are no valid message, handed to the guard instead of failing in
+    gRPC's deserializer (which answers UNKNOWN): e.g. a string field that is not UTF-8, such
+    as an encoded lone surrogate, which no protobuf runtime accepts."""
+
+    error: str
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError as error:
+            return _Undecodable(str(error))
+
+    return deserialize
+
+
+def _refuse_undecodable(request: Any) -> None:
+    if isinstance(request, _Undecodable):
+        raise InvalidArgument(
+            f"the request is not a valid message ({request.error}); string fields must be "
+            "UTF-8 text",
+            field="request",
+            reason="UNDECODABLE_REQUEST",
+        )
+
+
 def _guard_handler(handler: Any, method: str) -> Any:
     serializers = {
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,
     }
+    # Unary requests only: a streamed request's messages reach the handler's own loop.
+    unary_request = {**serializers, "request_deserializer": _tolerant(handler.request_deserializer)}
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
-            _guard(handler.unary_unary, method, False), **serializers
+            _guard(handler.unary_unary, method, False), **unary_request
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
-            _guard(handler.unary_stream, method, True), **serializers
+            _guard(handler.unary_stream, method, True), **unary_request
         )
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(

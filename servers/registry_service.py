@@ -30,6 +30,7 @@ from agentic_labeling.registry.source_images import (
 from agentic_labeling.servers import registry_conversions as wire
 from agentic_labeling.servers.operation_store import OperationStore
 from agentic_labeling.servers.unbuilt import answer_unbuilt_methods
+from agentic_labeling.storable_text import check_storable
 from agentic_labeling.v1 import (
     registry_pb2,
     registry_pb2_grpc,
@@ -344,6 +345,7 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
             raise InvalidArgument("ListOperations takes no filter here", field="filter")
         if request.page_size < 0:
             raise InvalidArgument("page_size must not be negative", field="page_size")
+        check_storable(request.page_token, "page_token")  # operations may live in Postgres
         operations, token = await self._operations.list(
             page_size=request.page_size, page_token=request.page_token
         )
@@ -383,4 +385,4 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
 def _operation_name(name: str) -> str:
     if not name.startswith("operations/") or len(name) == len("operations/"):
         raise InvalidArgument(f"name must look like operations/{{id}}, got {name!r}", field="name")
-    return name
+    return check_storable(name, "name")
