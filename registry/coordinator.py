@@ -108,7 +108,8 @@ class Registry:
         self.database = database
         self.vectors = vectors
         self.masks = masks
-        self.images = ImageStore(settings.data_dir / "images")
+        # The orchestrator's pixel limit: an image it would refuse is not stored either.
+        self.images = ImageStore(settings.data_dir / "images", max_pixels=settings.max_image_pixels)
         # The vector store was opened with the dimension the registry recorded (see open).
         self.embedding_dimension = vectors.dimension
         self.repository = Repository(
