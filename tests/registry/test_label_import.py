@@ -10,6 +10,7 @@ import numpy as np
 import pycocotools.mask as mask_utils
 import pytest
 import yaml
+from image_samples import oriented_jpeg, upright_test_image
 from PIL import Image
 
 from agentic_labeling.errors import InvalidArgument
@@ -276,3 +277,37 @@ def test_data_yaml_that_is_not_yaml_names_the_file(tmp_path: Path) -> None:
     path.write_text("names: [a, b\ntrain: x\n")
     with pytest.raises(InvalidArgument, match=r"data.yaml: not valid YAML"):
         read_yolo(path)
+
+
+# --- what both readers share ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("orientation", [1, 6, 8])
+def test_an_oriented_photo_is_read_at_its_upright_size(tmp_path: Path, orientation: int) -> None:
+    photo = tmp_path / "pics" / "a.jpg"
+    photo.parent.mkdir(parents=True)
+    photo.write_bytes(oriented_jpeg(orientation, upright_test_image(80, 40)))
+    path = _coco(
+        tmp_path,
+        images=[{"id": 11, "file_name": "pics/a.jpg", "width": 80, "height": 40}],
+        annotations=[{"id": 1, "image_id": 11, "category_id": 7, "bbox": [60, 10, 20, 20]}],
+    )
+    (image,) = read_coco(path).images
+    assert (image.width, image.height) == (80, 40)
+
+
+@pytest.mark.parametrize("name", ["", "a\x00b", "x\ud800", " cat", "tab\tcat"])
+def test_a_class_name_no_category_can_have_names_its_entry_in_the_file(
+    tmp_path: Path, name: str
+) -> None:
+    path = _coco(tmp_path, categories=[{"id": 7, "name": "dog"}, {"id": 3, "name": name}])
+    with pytest.raises(InvalidArgument) as caught:
+        read_coco(path)
+    assert "categories[1].name" in caught.value.message
+    assert [v.field for v in caught.value.violations] == ["annotations_json"]
+    data_yaml = tmp_path / "data.yaml"
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    data_yaml.write_text(yaml.safe_dump({"train": "images/train", "names": ["dog", name]}))
+    with pytest.raises(InvalidArgument) as caught:
+        read_yolo(data_yaml)
+    assert "'names'[1]" in caught.value.message
