@@ -337,3 +337,29 @@ def test_an_import_refused_at_the_object_stage_leaves_no_source_and_no_image(
     assert "validated_by" in str(done.error)
     assert _files(data_dir / "images") == files
     assert _source_count(mesh) == sources
+
+
+def test_a_frame_image_of_another_size_than_its_video_is_refused_and_nothing_is_stored(
+    mesh: Mesh, data_dir: Path
+) -> None:
+    video = mesh.registry.CreateSource(
+        registry_pb2.CreateSourceRequest(
+            source=registry_pb2.Source(kind=common_pb2.SOURCE_KIND_VIDEO, width=96, height=64)
+        ),
+        timeout=30,
+    )
+    files = _files(data_dir / "images")
+    code, fields, reason = _refusal(
+        mesh.registry.CreateFrame,
+        registry_pb2.CreateFrameRequest(
+            parent=video.name, frame=registry_pb2.Frame(frame_index=0), image_data=_png(20, 10, 4)
+        ),
+    )
+    assert (code, fields, reason) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ["image_data"],
+        "IMAGE_SIZE_MISMATCH",
+    )
+    assert _files(data_dir / "images") == files
+    frames = mesh.registry.ListFrames(registry_pb2.ListFramesRequest(parent=video.name), timeout=30)
+    assert list(frames.frames) == []
