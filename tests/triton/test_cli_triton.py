@@ -91,6 +91,7 @@ def test_start_json_for_scripts_and_a_stop_without_grace(
 ) -> None:
     repository = tmp_path / "repository"
     shutil.copytree(echo_repository, repository)
+    (tmp_path / "weights").mkdir()  # --models-dir must exist; the echo model reads nothing there
     data = ("--data-dir", str(tmp_path / "data"), "--models-dir", str(tmp_path / "weights"))
     start = ("triton", "start", "--model-repository", str(repository), *FREE_PORTS)
     started = alabel(*data, *start, "--torch-threads", "1", "--json")

@@ -159,16 +159,10 @@ class _Start:
 
 def _check_models_dir(settings: Settings) -> None:
     """A bad --models-dir is a bad setting (exit 2), reported before anything starts."""
-    from agentic_labeling.cli.failures import BadSetting
-    from agentic_labeling.errors import InvalidArgument
-    from agentic_labeling.models.loading import check_models_dir
+    from agentic_labeling.cli.triton import check_models_dir_setting
+    from agentic_labeling.triton_server import default_model_repository
 
-    if settings.models_dir is None:
-        return
-    try:
-        check_models_dir(settings.models_dir)
-    except InvalidArgument as error:
-        raise BadSetting(error.message) from None
+    check_models_dir_setting(settings, default_model_repository())
 
 
 def _running_mesh(state_file: MeshStateFile) -> MeshState | None:

@@ -25,7 +25,7 @@ from agentic_labeling.settings import Settings
 if TYPE_CHECKING:
     from agentic_labeling.triton_server import TritonHandle, TritonStateFile, TritonStatus
 
-__all__ = ["triton"]
+__all__ = ["check_models_dir_setting", "triton"]
 
 
 _DEFAULT_TRITON_URL = next(
@@ -140,7 +140,7 @@ def triton_start(
             details=[f"to check the external server: alabel --triton-url {external} triton status"],
         )
     run_dir = settings.data_dir / "run"
-    _check_models_dir(settings)
+    check_models_dir_setting(settings, model_repository or default_model_repository())
     _refuse_if_up_runs_triton(run_dir)
     state = _state_file(settings)
     with state.lock():
@@ -160,6 +160,7 @@ def triton_start(
             models_dir=settings.models_dir,
             log_file=log_file or run_dir / "tritonserver.log",
             torch_threads=torch_threads,
+            max_image_pixels=settings.max_image_pixels,
             device=device,
             ready_timeout_s=ready_timeout,
             detached=True,
@@ -185,16 +186,18 @@ def triton_start(
         click.echo(f"  no models in {handle.model_repository}")
 
 
-def _check_models_dir(settings: Settings) -> None:
-    """A bad --models-dir is a bad setting (exit 2), reported before anything starts."""
+def check_models_dir_setting(settings: Settings, model_repository: Path) -> None:
+    """A --models-dir without the weights of `model_repository`'s models is a bad setting
+    (exit 2), reported before anything starts; `alabel up` checks with the same rule."""
     from agentic_labeling.cli.failures import BadSetting
     from agentic_labeling.errors import InvalidArgument
     from agentic_labeling.models.loading import check_models_dir
+    from agentic_labeling.triton_server import repository_models
 
     if settings.models_dir is None:
         return
     try:
-        check_models_dir(settings.models_dir)
+        check_models_dir(settings.models_dir, repository_models(model_repository))
     except InvalidArgument as error:
         raise BadSetting(error.message) from None
 
