@@ -24,10 +24,10 @@ from agentic_labeling.models.florence2 import (
     DetectionSettings,
     Florence2Detector,
     TokenLayout,
-    build_tiny,
     parse_box_tokens,
     to_detections,
 )
+from agentic_labeling.models.florence2_tiny import build_tiny
 
 SETTINGS = DetectionSettings(max_detections=8)
 

@@ -10,27 +10,17 @@ names (the grounding quality drops with very long captions and the encoder has 1
 positions, 577 of them taken by the image); the boxes of all chunks are merged with class ids
 indexing the caller's full list.
 
-Grammar. Decoding is greedy (one beam, no sampling: deterministic) and constrained by a logits
-processor that keeps, per generated row, a state machine over token ids:
-
-    <s> ( NAME LOC LOC LOC LOC (LOC LOC LOC LOC)* )* </s>
-
-NAME is the token sequence of one of *that row's* class names (a trie over token ids; the name
-is accepted with and without a leading space, the two ways byte-level BPE spells a word), LOC
-is `<loc_0>`..`<loc_999>`. A name may be followed by several boxes because that is how
-Florence-2 writes several instances of one phrase. The four locations of a box are x1, y1, x2,
-y2 and the grammar enforces x1 < x2 and y1 < y2 (a box of zero bins is empty after Florence's
-dequantisation and would be dropped anyway). A new name or box is only started when the
-remaining token budget can finish it, so no output is ever cut mid-box. With real weights this
-guarantees parseable output that names only the requested classes; the model still decides
-when to stop (EOS is allowed at every box boundary).
+Grammar. Decoding is greedy and constrained by a logits processor (florence2_grammar.py) so
+that every row writes only `<s> ( NAME LOC LOC LOC LOC (LOC LOC LOC LOC)* )* </s>` with NAME one
+of that row's class names and x1 < x2, y1 < y2 in every box: with real weights the output always
+parses and names only the requested classes; the model still decides when to stop.
 
 `min_boxes` (per prompt) forbids EOS until that many boxes are written. It is 0 for real
-checkpoints. A random tiny model often ends generation at once, so `build_tiny` writes
-`alabel_decoding.json` (`{"min_boxes": 3}`) next to its weights and `load` reads it: the
+checkpoints. A random tiny model often ends generation at once, so `florence2_tiny.build_tiny`
+writes `alabel_decoding.json` (`{"min_boxes": 3}`) next to its weights and `load` reads it: the
 in-process tests and the Triton model loading the same directory decode the same way.
 
-Confidence. For every generated token the processor records its log-probability under the
+Confidence. For every generated token the grammar's processor records its log-probability under the
 model's *raw* distribution (log-softmax of the logits before the grammar masks anything), not
 the renormalised constrained one: a token the grammar forced but the model did not want (a box
 where the model wanted to stop, a class it did not see) keeps its low probability. A box's
@@ -70,27 +60,26 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import Enum
-from functools import cached_property
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy.typing as npt
 import torch
 from PIL import Image
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import (
-    BartTokenizer,
-    CLIPImageProcessor,
-    Florence2Config,
     Florence2ForConditionalGeneration,
     Florence2Processor,
-    LogitsProcessor,
     LogitsProcessorList,
 )
 
 from agentic_labeling.errors import InvalidArgument
+from agentic_labeling.models.florence2_grammar import (
+    LOCATION_BINS,
+    GrammarProcessor,
+    LabelTrie,
+    TokenLayout,
+)
 from agentic_labeling.models.inputs import check_rgb_image
 
 __all__ = [
@@ -105,7 +94,6 @@ __all__ = [
     "Florence2Detector",
     "PromptOutput",
     "TokenLayout",
-    "build_tiny",
     "parse_box_tokens",
     "to_detections",
 ]
@@ -116,19 +104,12 @@ TASK_PROMPT = "<CAPTION_TO_PHRASE_GROUNDING>"
 NAMES_PER_PROMPT = 10
 # Longest class name, in tokens (about 60 characters of English).
 MAX_NAME_TOKENS = 16
-# Florence-2 quantises each axis of the resized image into this many bins.
-LOCATION_BINS = 1000
 # Decoding defaults a model directory may carry (the tiny models do; real checkpoints do not).
 DECODING_FILE = "alabel_decoding.json"
 
 _CAPTION_SEPARATOR = ". "
 # Token budget per requested detection: 4 locations plus a name of a few tokens.
 _TOKENS_PER_DETECTION = 8
-_TINY_IMAGE_SIZE = 64
-_TINY_MIN_BOXES = 3
-# Wider than transformers' 0.02 so the random outputs depend on the image (at 0.02 every image
-# gives the same boxes); not much wider, or denormal floats make the CPU crawl.
-_TINY_INIT_STD = 0.15
 
 
 @dataclass(frozen=True)
@@ -171,34 +152,6 @@ class PromptOutput:
     class_ids: tuple[int, ...]  # the class ids (into the image's class_names) of this prompt
     token_ids: tuple[int, ...]
     token_logprobs: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class TokenLayout:
-    """Where a Florence-2 vocabulary keeps its special and location tokens."""
-
-    bos_id: int
-    eos_id: int
-    pad_id: int
-    location_ids: tuple[int, ...]  # location_ids[k] is the id of <loc_k>
-
-    @cached_property
-    def location_bin(self) -> dict[int, int]:
-        """Token id -> location bin."""
-        return {token: index for index, token in enumerate(self.location_ids)}
-
-    @classmethod
-    def from_tokenizer(cls, tokenizer: Any) -> TokenLayout:
-        ids = tokenizer.convert_tokens_to_ids([f"<loc_{k}>" for k in range(LOCATION_BINS)])
-        unknown = tokenizer.unk_token_id
-        if any(token is None or token == unknown for token in ids):
-            raise ValueError("the tokenizer has no <loc_0>..<loc_999> tokens: not Florence-2")
-        return cls(
-            bos_id=int(tokenizer.bos_token_id),
-            eos_id=int(tokenizer.eos_token_id),
-            pad_id=int(tokenizer.pad_token_id),
-            location_ids=tuple(int(token) for token in ids),
-        )
 
 
 def parse_box_tokens(
@@ -467,8 +420,8 @@ class Florence2Detector:
             padding="longest",
             padding_side="right",
         )
-        grammar = _GrammarProcessor(
-            [_LabelTrie.build(prompt.labels) for prompt in prompts],
+        grammar = GrammarProcessor(
+            [LabelTrie.build(prompt.labels) for prompt in prompts],
             layout=self.layout,
             budget=budget,
             min_boxes=self.min_boxes,
@@ -534,134 +487,6 @@ class _Prompt:
     budget: int
 
 
-@dataclass
-class _LabelTrie:
-    children: dict[int, _LabelTrie] = field(default_factory=dict)
-    class_id: int | None = None
-    depth: int = 0  # the longest path below this node, in tokens
-
-    @classmethod
-    def build(cls, labels: Mapping[tuple[int, ...], int]) -> _LabelTrie:
-        root = cls()
-        for ids, class_id in labels.items():
-            node = root
-            node.depth = max(node.depth, len(ids))
-            for token in ids:
-                node = node.children.setdefault(token, cls())
-            node.class_id = class_id
-        return root
-
-
-class _Phase(Enum):
-    START = "start"  # nothing yet: <s> comes first, as Florence-2 writes it
-    BOUNDARY = "boundary"  # between boxes: a name, another box of the same name, or </s>
-    NAME = "name"  # inside a class name
-    BOX = "box"  # inside the four locations of a box
-    DONE = "done"
-
-
-@dataclass
-class _RowState:
-    trie: _LabelTrie
-    phase: _Phase = _Phase.START
-    node: _LabelTrie | None = None
-    class_id: int | None = None
-    bins: list[int] = field(default_factory=list)
-    boxes: int = 0
-
-    def advance(self, token: int, layout: TokenLayout) -> None:
-        location = layout.location_bin.get(token)
-        if self.phase is _Phase.START:
-            self.phase = _Phase.BOUNDARY
-        elif self.phase is _Phase.DONE or token == layout.eos_id:
-            self.phase = _Phase.DONE
-        elif location is not None:
-            if self.phase is _Phase.NAME:
-                assert self.node is not None
-                self.class_id = self.node.class_id
-            self.bins = [*self.bins, location] if self.phase is _Phase.BOX else [location]
-            self.phase = _Phase.BOX
-            if len(self.bins) == 4:
-                self.boxes += 1
-                self.phase = _Phase.BOUNDARY
-        else:
-            parent = self.node if self.phase is _Phase.NAME else self.trie
-            self.node = None if parent is None else parent.children.get(token)
-            # A token the grammar did not allow (only NaN logits can pick one): stop the row.
-            self.phase = _Phase.DONE if self.node is None else _Phase.NAME
-
-
-class _GrammarProcessor(LogitsProcessor):
-    """Masks every token the grammar forbids and records each chosen token's raw log-prob."""
-
-    def __init__(
-        self, tries: Sequence[_LabelTrie], *, layout: TokenLayout, budget: int, min_boxes: int
-    ) -> None:
-        self._rows = [_RowState(trie) for trie in tries]
-        self._layout = layout
-        self._budget = budget
-        self._min_boxes = min_boxes
-        self._start: int | None = None
-        self._previous: torch.Tensor | None = None  # raw log-probs of the last step
-        self._chosen: list[torch.Tensor] = []
-        self._locations = torch.tensor(layout.location_ids)
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        if self._start is None:
-            self._start = input_ids.shape[1]
-        step = input_ids.shape[1] - self._start
-        if step != len(self._chosen) + (self._previous is not None):
-            raise RuntimeError("the grammar must see every decoding step, in order")
-        if self._previous is not None:
-            last = input_ids[:, -1]
-            self._chosen.append(self._previous.gather(1, last[:, None])[:, 0])
-            for row, token in zip(self._rows, last.tolist(), strict=True):
-                row.advance(int(token), self._layout)
-        self._previous = torch.log_softmax(scores.float(), dim=-1)
-        allowed = torch.zeros(scores.shape, dtype=torch.bool)
-        remaining = self._budget - step  # tokens left, this one included
-        for index, row in enumerate(self._rows):
-            self._allow(allowed[index], row, remaining)
-        return scores.masked_fill(~allowed.to(scores.device), float("-inf"))
-
-    def _allow(self, allowed: torch.Tensor, row: _RowState, remaining: int) -> None:
-        layout, locations = self._layout, self._locations
-        if row.phase is _Phase.START:
-            allowed[layout.bos_id] = True
-        elif row.phase is _Phase.BOUNDARY:
-            can_name = remaining >= row.trie.depth + 5  # name, 4 locations, </s>
-            can_box = row.class_id is not None and remaining >= 5
-            if can_name:
-                allowed[list(row.trie.children)] = True
-            if can_box:
-                allowed[locations[: LOCATION_BINS - 1]] = True
-            if row.boxes >= self._min_boxes or not (can_name or can_box):
-                allowed[layout.eos_id] = True
-        elif row.phase is _Phase.NAME:
-            assert row.node is not None
-            allowed[list(row.node.children)] = True
-            if row.node.class_id is not None:
-                allowed[locations[: LOCATION_BINS - 1]] = True
-        elif row.phase is _Phase.BOX:
-            if len(row.bins) < 2:  # y1: leave room for a larger y2
-                allowed[locations[: LOCATION_BINS - 1]] = True
-            else:  # x2 > x1, y2 > y1
-                allowed[locations[row.bins[len(row.bins) - 2] + 1 :]] = True
-        else:
-            allowed[[layout.eos_id, layout.pad_id]] = True
-
-    def token_logprobs(self, generated: torch.Tensor) -> list[list[float]]:
-        """Raw log-prob of each generated token, per row (call once, after generate)."""
-        chosen = list(self._chosen)
-        if self._previous is not None and generated.shape[1] > len(chosen):
-            last = generated[:, -1:].to(self._previous.device)
-            chosen.append(self._previous.gather(1, last)[:, 0])
-        if not chosen:
-            return [[] for _ in self._rows]
-        stacked: list[list[float]] = torch.stack(chosen, dim=1).cpu().tolist()
-        return stacked
-
-
 def _check_settings(settings: DetectionSettings, field: str) -> None:
     if not 0.0 <= settings.min_confidence <= 1.0:
         raise InvalidArgument(
@@ -669,123 +494,3 @@ def _check_settings(settings: DetectionSettings, field: str) -> None:
         )
     if settings.max_detections < 1:
         raise InvalidArgument("max_detections must be at least 1", field=f"{field}.max_detections")
-
-
-# Text the tiny tokenizer is trained on: Florence-2's task prompts and common class names.
-_TINY_CORPUS = (
-    "What does the image describe? Describe in detail what is shown in the image. "
-    "Describe with a paragraph what is shown in the image. What is the text in the image, "
-    "with regions? Locate the objects with category name in the image. Locate the objects in "
-    "the image, with their descriptions. Locate the region proposals in the image. Locate the "
-    "phrases in the caption: Locate in the image with mask What is the polygon mask of region "
-    "What is the region? What does the region describe? What text is in the region?",
-    "person. bicycle. car. motorcycle. airplane. bus. train. truck. boat. traffic light. "
-    "fire hydrant. stop sign. parking meter. bench. bird. cat. dog. horse. sheep. cow. "
-    "elephant. bear. zebra. giraffe. backpack. umbrella. handbag. tie. suitcase. frisbee. "
-    "skis. snowboard. sports ball. kite. baseball bat. baseball glove. skateboard. surfboard. "
-    "tennis racket. bottle. wine glass. cup. fork. knife. spoon. bowl. banana. apple. "
-    "sandwich. orange. broccoli. carrot. hot dog. pizza. donut. cake. chair. couch. "
-    "potted plant. bed. dining table. toilet. tv. laptop. mouse. remote. keyboard. "
-    "cell phone. microwave. oven. toaster. sink. refrigerator. book. clock. vase. scissors. "
-    "teddy bear. hair drier. toothbrush. helmet. forklift. pallet. box. crack. defect. tree.",
-)
-
-
-def _tiny_tokenizer() -> BartTokenizer:
-    """A byte-level BPE trained here (any text encodes), with Florence-2's extra tokens."""
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # BART's ids 0..4, in this order
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(
-        vocab_size=600,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    bpe.train_from_iterator(_TINY_CORPUS, trainer)
-    trained = json.loads(bpe.to_str())["model"]
-    tokenizer = BartTokenizer(
-        vocab=trained["vocab"],
-        merges=[tuple(pair) for pair in trained["merges"]],  # type: ignore[misc]
-        extra_special_tokens={"image_token": "<image>"},
-    )
-    tokenizer.add_tokens([f"<loc_{k}>" for k in range(LOCATION_BINS)])
-    return tokenizer
-
-
-def build_tiny(directory: Path, *, seed: int = 0) -> Path:
-    """Save a tiny random-weight Florence-2 (real architecture) + processor under `directory`.
-
-    Two vision stages at 64 px (65 image tokens), a one-layer BART of width 32 and a BPE
-    vocabulary of a few hundred tokens plus the 1000 location tokens: about 1 MB, loads in
-    well under a second through `Florence2Detector.load`. Same seed, same files. Also writes
-    DECODING_FILE so that decoding is steered to write boxes (see the module docstring).
-    """
-    tokenizer = _tiny_tokenizer()
-    config = Florence2Config(
-        vision_config={
-            "depths": [1, 1],
-            "patch_size": [7, 3],
-            "patch_stride": [4, 2],
-            "patch_padding": [3, 1],
-            "patch_prenorm": [False, True],
-            "embed_dim": [16, 32],
-            "num_heads": [1, 2],
-            "num_groups": [1, 2],
-            "window_size": 4,
-            "projection_dim": 32,
-            "drop_path_rate": 0.0,
-            "max_position_embeddings": 16,
-            "initializer_range": _TINY_INIT_STD,
-        },
-        text_config={
-            "vocab_size": len(tokenizer),
-            "d_model": 32,
-            "encoder_layers": 1,
-            "decoder_layers": 1,
-            "encoder_attention_heads": 2,
-            "decoder_attention_heads": 2,
-            "encoder_ffn_dim": 64,
-            "decoder_ffn_dim": 64,
-            "max_position_embeddings": 1024,
-            "init_std": _TINY_INIT_STD,
-            "bos_token_id": tokenizer.bos_token_id,
-            "pad_token_id": tokenizer.pad_token_id,
-            "eos_token_id": tokenizer.eos_token_id,
-            "decoder_start_token_id": tokenizer.eos_token_id,
-            "forced_eos_token_id": tokenizer.eos_token_id,
-        },
-        image_token_id=tokenizer.image_token_id,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Florence2ForConditionalGeneration(config)
-        model.eval()  # type: ignore[no-untyped-call]
-    size = _TINY_IMAGE_SIZE
-    with torch.inference_mode():
-        features = model.model.get_image_features(torch.zeros(1, 3, size, size)).pooler_output
-    image_processor = CLIPImageProcessor(
-        size={"height": size, "width": size},
-        crop_size={"height": size, "width": size},
-        do_center_crop=False,
-        image_mean=[0.485, 0.456, 0.406],
-        image_std=[0.229, 0.224, 0.225],
-    )
-    # Florence2Processor reads the number of image tokens from here.
-    image_processor.image_seq_length = int(features.shape[1])  # type: ignore[attr-defined]
-    directory.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(directory)
-    Florence2Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(
-        directory
-    )
-    (directory / DECODING_FILE).write_text(
-        json.dumps(
-            {
-                "min_boxes": _TINY_MIN_BOXES,
-                "why": "random weights end generation at once; steer them to write boxes",
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    return directory

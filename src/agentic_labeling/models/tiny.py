@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agentic_labeling.labeling_defaults import RANDOM_WEIGHTS_MARKER
-from agentic_labeling.models import dinov2, florence2, sam2
+from agentic_labeling.models import dinov2, florence2_tiny, sam2
 
 __all__ = ["MODEL_NAMES", "make_tiny_models"]
 
@@ -31,7 +31,7 @@ def make_tiny_models(directory: Path, *, seed: int = 0) -> dict[str, Path]:
         "the plumbing; their labels and confidences mean nothing.\n"
     )
     return {
-        "florence2": florence2.build_tiny(directory / "florence2", seed=seed),
+        "florence2": florence2_tiny.build_tiny(directory / "florence2", seed=seed),
         "sam2": sam2.build_tiny(directory / "sam2", seed=seed),
         "dinov2": dinov2.build_tiny(directory / "dinov2", seed=seed),
     }
