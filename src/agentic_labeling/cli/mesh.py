@@ -387,6 +387,7 @@ def _start_triton(start: _Start) -> Component:
                 metrics_port=metrics_port,
                 models_dir=settings.models_dir,
                 log_file=log_file,
+                max_image_pixels=settings.max_image_pixels,
                 device=start.device,
                 ready_timeout_s=start.ready_timeout,
                 detached=True,
