@@ -14,6 +14,13 @@ Write order, and why nothing is lost or left disagreeing:
 
 `reconcile` repairs everything against Postgres: pending outbox, vectors missing or extra,
 mask files missing (has_mask is cleared) or extra.
+
+`Registry` is the registry's one front door: the gRPC servicers (servers/) hold it and
+nothing else of the registry, and call one of its methods per request. Every method that
+changes objects applies the outbox itself, and blocking file work (image and mask files,
+hashing, mask decoding) runs in worker threads, never on the event loop. The value types
+its methods take and return are re-exported here, so a caller needs this module and the
+plain value modules only (records, dataset_records, resource_names, input_checks).
 """
 
 from __future__ import annotations
@@ -21,8 +28,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, replace
+from datetime import timedelta
+from pathlib import Path
 from typing import Literal
 from uuid import UUID
 
@@ -32,30 +41,75 @@ import numpy.typing as npt
 from agentic_labeling.errors import FailedPrecondition, InvalidArgument
 from agentic_labeling.filtering import Comparison, Expr, parse_filter
 from agentic_labeling.registry.database import Database, open_database
+from agentic_labeling.registry.dataset_export import ExportRequest, check_exportable, export_dataset
+from agentic_labeling.registry.dataset_records import DatasetRecord, NewDataset
 from agentic_labeling.registry.edge_vectors import EdgeVectorStore
 from agentic_labeling.registry.embedding_dimension import (
     choose_dimension,
     record_dimension,
     where_stored,
 )
+from agentic_labeling.registry.encoded_masks import EncodedMask, decode_masks
+from agentic_labeling.registry.export_target import find_staging, resolve_target, sweep_staging
+from agentic_labeling.registry.ground_truth import (
+    ImportCounts,
+    LabelSetFormat,
+    import_label_set,
+    open_label_set,
+)
 from agentic_labeling.registry.image_store import ImageStore
+from agentic_labeling.registry.job_progress import JobProgress
+from agentic_labeling.registry.label_import import ImportedLabelSet
+from agentic_labeling.registry.label_sets import ExportFormat, ExportSummary, ImageTransfer
 from agentic_labeling.registry.masks import MaskStore, decode_mask_png
+from agentic_labeling.registry.operations import OperationRecords, StoredOperation, instance_owner
 from agentic_labeling.registry.qdrant_server_vectors import QdrantServerVectorStore
 from agentic_labeling.registry.queryable_fields import OBJECT_FILTER
 from agentic_labeling.registry.records import (
     BatchCreateResult,
+    Category,
     Correction,
     DeletedObject,
+    Frame,
+    NewCategory,
+    NewFrame,
     NewObject,
+    NewSource,
+    ObjectChanges,
     ObjectRecord,
+    Page,
+    Source,
+    SplitResult,
+    Stats,
+    Track,
 )
 from agentic_labeling.registry.repository import Repository
-from agentic_labeling.registry.resource_names import parse_name
+from agentic_labeling.registry.resource_names import format_name, not_found, parse_name
+from agentic_labeling.registry.source_images import (
+    create_frame_with_image,
+    create_source_with_image,
+)
 from agentic_labeling.registry.vector_filters import map_comparisons
 from agentic_labeling.registry.vector_store import ObjectPayload, VectorPoint, VectorStore
 from agentic_labeling.settings import Settings
 
-__all__ = ["ReconcileReport", "Registry", "SimilarObject", "object_payload"]
+__all__ = [
+    "EncodedMask",
+    "ExportFormat",
+    "ExportSummary",
+    "ImageTransfer",
+    "ImportCounts",
+    "ImportedLabelSet",
+    "JobProgress",
+    "LabelSetFormat",
+    "OperationRecords",
+    "ReconcileReport",
+    "Registry",
+    "SimilarObject",
+    "StoredMask",
+    "StoredOperation",
+    "object_payload",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +124,16 @@ _OPTIMIZE_MIN_UNINDEXED = 10_000
 class SimilarObject:
     object: ObjectRecord
     score: float
+
+
+@dataclass(frozen=True)
+class StoredMask:
+    """An object's mask file (PNG) and the size of its source, which the mask has."""
+
+    object_id: UUID
+    png: bytes
+    width: int
+    height: int
 
 
 @dataclass(frozen=True)
@@ -118,6 +182,12 @@ class Registry:
             duplicate_iou_threshold=settings.duplicate_iou_threshold,
             max_batch_objects=settings.max_batch_objects,
         )
+        # google.longrunning operations live in the registry's Postgres, marked with the
+        # instance that runs them (so a restart can tell its own crashed operations).
+        self.operation_records = OperationRecords(database)
+        self.operation_owner = instance_owner(settings.data_dir)
+        self._exports_root = settings.exports_directory
+        self._min_fragment_area = settings.min_fragment_area
         # The outbox is applied by one task at a time: ops of one object must stay in order.
         self._outbox_lock = asyncio.Lock()
 
@@ -168,6 +238,187 @@ class Registry:
                     logger.info("drained the outbox before the stop", extra={"applied": applied})
         await self.vectors.close()
         await self.database.close()
+
+    # --- sources and frames -------------------------------------------------------------------
+
+    async def create_source(
+        self,
+        new: NewSource,
+        image_data: bytes = b"",
+        *,
+        source_id: UUID | None = None,
+        return_existing: bool = False,
+    ) -> Source:
+        """Create a source, storing its encoded image when given (see source_images.py)."""
+        return await create_source_with_image(
+            self, new, image_data, source_id=source_id, return_existing=return_existing
+        )
+
+    async def get_source(self, source_id: UUID) -> Source:
+        return await self.repository.sources.get(source_id)
+
+    async def list_sources(
+        self, *, filter: str = "", order_by: str = "", page_size: int = 0, page_token: str = ""
+    ) -> Page[Source]:
+        return await self.repository.sources.list(
+            filter=filter, order_by=order_by, page_size=page_size, page_token=page_token
+        )
+
+    async def create_frame(self, source_id: UUID, new: NewFrame, image_data: bytes = b"") -> Frame:
+        """Add a frame to a video source, storing its encoded image when given."""
+        return await create_frame_with_image(self, source_id, new, image_data)
+
+    async def list_frames(
+        self, source_id: UUID, *, page_size: int = 0, page_token: str = ""
+    ) -> Page[Frame]:
+        return await self.repository.sources.list_frames(
+            source_id, page_size=page_size, page_token=page_token
+        )
+
+    # --- categories ---------------------------------------------------------------------------
+
+    async def create_category(self, new: NewCategory) -> Category:
+        return await self.repository.categories.create(new)
+
+    async def get_category(self, category_id: UUID) -> Category:
+        return await self.repository.categories.get(category_id)
+
+    async def list_categories(
+        self, *, filter: str = "", order_by: str = "", page_size: int = 0, page_token: str = ""
+    ) -> Page[Category]:
+        return await self.repository.categories.list(
+            filter=filter, order_by=order_by, page_size=page_size, page_token=page_token
+        )
+
+    async def update_category(
+        self,
+        category_id: UUID,
+        *,
+        paths: Collection[str],
+        display_name: str,
+        synonyms: Sequence[str],
+    ) -> Category:
+        return await self.repository.categories.update(
+            category_id, paths=paths, display_name=display_name, synonyms=synonyms
+        )
+
+    # --- objects and tracks -------------------------------------------------------------------
+
+    async def create_objects(
+        self,
+        request_id: UUID,
+        objects: Sequence[NewObject],
+        masks: Sequence[EncodedMask | None],
+        *,
+        create_missing_categories: bool = False,
+        duplicate_iou_threshold: float | None = None,
+    ) -> BatchCreateResult:
+        """`batch_create` with each mask as the request carried it, decoded at its source's
+        size. The sources are read in one query; NotFound names `requests[i].object.source`
+        of the first object with a mask whose source does not exist."""
+        if len(masks) != len(objects):
+            raise ValueError("one mask entry per object is required")
+        fields: dict[UUID, str] = {}
+        for i, (new, mask) in enumerate(zip(objects, masks, strict=True)):
+            if mask is not None:
+                fields.setdefault(new.source_id, f"requests[{i}].object.source")
+        sources = await self.repository.sources.get_many(fields) if fields else {}
+        for source_id, field in fields.items():
+            if source_id not in sources:
+                raise not_found("source", format_name("sources", source_id), field)
+        sizes = [
+            None if m is None else _size(sources[o.source_id])
+            for o, m in zip(objects, masks, strict=True)
+        ]
+        arrays = await asyncio.to_thread(decode_masks, masks, sizes)
+        return await self.batch_create(
+            request_id,
+            objects,
+            arrays,
+            create_missing_categories=create_missing_categories,
+            duplicate_iou_threshold=duplicate_iou_threshold,
+        )
+
+    async def get_object(self, object_id: UUID) -> ObjectRecord:
+        return await self.repository.objects.get(object_id)
+
+    async def list_objects(
+        self, *, filter: str = "", order_by: str = "", page_size: int = 0, page_token: str = ""
+    ) -> Page[ObjectRecord]:
+        return await self.repository.objects.list(
+            filter=filter, order_by=order_by, page_size=page_size, page_token=page_token
+        )
+
+    async def update_object(
+        self, object_id: UUID, changes: ObjectChanges, paths: Collection[str]
+    ) -> ObjectRecord:
+        updated = await self.repository.objects.update(object_id, changes, paths)
+        await self.apply_outbox()  # the vector's payload follows the row
+        return updated
+
+    async def object_mask(self, object_id: UUID) -> StoredMask:
+        """The object's mask file; NotFound when the object has none."""
+        record = await self.repository.objects.get(object_id)
+        if not record.has_mask:
+            raise not_found("mask", f"{format_name('objects', object_id)}/mask", "name")
+        source = await self.repository.sources.get(record.source_id)
+        png = await asyncio.to_thread(self.masks.read_png, object_id)
+        return StoredMask(object_id, png, width=source.width, height=source.height)
+
+    async def validate_objects(
+        self,
+        object_ids: Sequence[UUID],
+        corrections: Sequence[Correction],
+        masks: Sequence[EncodedMask | None],
+        *,
+        validated_by: str,
+        is_validated: bool,
+    ) -> tuple[ObjectRecord, ...]:
+        """`validate` with each corrected mask as the request carried it, decoded at its
+        object's source's size; the objects and sources are read in one query each."""
+        corrected = {c.object_id for c, m in zip(corrections, masks, strict=True) if m is not None}
+        records = await self.repository.objects.get_many(corrected) if corrected else {}
+        wanted = {r.source_id for r in records.values()}
+        sources = await self.repository.sources.get_many(wanted) if wanted else {}
+        sizes: list[tuple[int, int] | None] = []
+        for i, (correction, mask) in enumerate(zip(corrections, masks, strict=True)):
+            record = records.get(correction.object_id)
+            # A source deleted meanwhile took its objects with it.
+            if mask is not None and (record is None or record.source_id not in sources):
+                name = format_name("objects", correction.object_id)
+                raise not_found("object", name, f"corrections[{i}].object")
+            sizes.append(None if record is None else _size(sources[record.source_id]))
+        arrays = await asyncio.to_thread(decode_masks, masks, sizes)
+        return await self.validate(
+            object_ids,
+            corrections,
+            arrays,
+            validated_by=validated_by,
+            is_validated=is_validated,
+        )
+
+    async def stats(self, *, filter: str = "", histogram_bins: int = 0) -> Stats:
+        return await self.repository.objects.stats(filter=filter, histogram_bins=histogram_bins)
+
+    async def list_tracks(
+        self, *, filter: str = "", order_by: str = "", page_size: int = 0, page_token: str = ""
+    ) -> Page[Track]:
+        return await self.repository.tracks.list(
+            filter=filter, order_by=order_by, page_size=page_size, page_token=page_token
+        )
+
+    async def get_track(self, track_id: UUID) -> Track:
+        return await self.repository.tracks.get(track_id)
+
+    async def merge_tracks(self, track_ids: Sequence[UUID]) -> Track:
+        merged = await self.repository.tracks.merge(track_ids)
+        await self.apply_outbox()  # moved objects' vectors carry their new track
+        return merged
+
+    async def split_track(self, track_id: UUID, frame_index: int) -> SplitResult:
+        result = await self.repository.tracks.split(track_id, frame_index)
+        await self.apply_outbox()  # the later objects' vectors carry the new track
+        return result
 
     # --- writes -------------------------------------------------------------------------------
 
@@ -366,6 +617,111 @@ class Registry:
 
         return map_comparisons(expr, to_ids)
 
+    # --- datasets, exports and imports ------------------------------------------------------
+
+    async def create_dataset(
+        self, new: NewDataset, *, dataset_id: UUID | None = None
+    ) -> DatasetRecord:
+        return await self.repository.datasets.create(new, dataset_id=dataset_id)
+
+    async def get_dataset(self, dataset_id: UUID) -> DatasetRecord:
+        return await self.repository.datasets.get(dataset_id)
+
+    async def list_datasets(
+        self, *, page_size: int = 0, page_token: str = ""
+    ) -> Page[DatasetRecord]:
+        return await self.repository.datasets.list(page_size=page_size, page_token=page_token)
+
+    async def delete_dataset(self, dataset_id: UUID) -> None:
+        await self.repository.datasets.delete(dataset_id)
+
+    async def begin_build(self, dataset_id: UUID) -> DatasetRecord:
+        """Mark the dataset BUILDING (refused when it cannot be built now)."""
+        return await self.repository.datasets.begin_build(dataset_id)
+
+    async def build_dataset(self, dataset_id: UUID) -> DatasetRecord:
+        """Snapshot the membership and split it; a build that fails or is cancelled leaves
+        the dataset FAILED, never BUILDING."""
+        try:
+            return await self.repository.datasets.build(dataset_id)
+        except BaseException:
+            await asyncio.shield(self.repository.datasets.fail_build(dataset_id))
+            raise
+
+    async def fail_build(self, dataset_id: UUID) -> DatasetRecord:
+        return await self.repository.datasets.fail_build(dataset_id)
+
+    async def fail_stale_builds(self, older_than: timedelta) -> int:
+        """End builds left BUILDING for longer than `older_than` (their server died)."""
+        return await self.repository.datasets.fail_stale_builds(older_than)
+
+    async def export_target(
+        self, dataset_id: UUID, output_dir: str, *, overwrite: bool
+    ) -> tuple[DatasetRecord, Path]:
+        """The built dataset and the checked directory under the export root to write it
+        to; nothing is written yet."""
+        dataset = await self.repository.datasets.get(dataset_id)
+        check_exportable(dataset)
+        target = await asyncio.to_thread(
+            resolve_target, self._exports_root, output_dir, overwrite=overwrite
+        )
+        return dataset, target
+
+    async def export_dataset(
+        self,
+        dataset: DatasetRecord,
+        export_format: ExportFormat,
+        target: Path,
+        transfer: ImageTransfer,
+        *,
+        overwrite: bool,
+        staging_token: str,
+        progress: JobProgress,
+    ) -> ExportSummary:
+        """Write the dataset to `target` (from `export_target`), through a staging directory
+        named by `staging_token`."""
+        export = ExportRequest(
+            dataset,
+            export_format,
+            target,
+            transfer,
+            overwrite,
+            staging_token=staging_token,
+            min_fragment_area=self._min_fragment_area,
+        )
+        return await export_dataset(
+            export, self.repository.datasets.images(dataset.id), self.images, self.masks, progress
+        )
+
+    async def sweep_export_staging(
+        self, live_tokens: Callable[[], Awaitable[Collection[str]]]
+    ) -> list[Path]:
+        """Remove the staging directories that interrupted exports left under the export
+        root, except those whose token `live_tokens` names (asked only when there are any)."""
+        found = await asyncio.to_thread(find_staging, self._exports_root)
+        if not found:
+            return []
+        return await asyncio.to_thread(sweep_staging, found, await live_tokens())
+
+    async def open_label_sets(
+        self, label_format: LabelSetFormat, path: Path
+    ) -> list[ImportedLabelSet]:
+        """The label sets at `path` on this host, checked and read (see ground_truth.py)."""
+        return await asyncio.to_thread(open_label_set, label_format, path)
+
+    async def import_labels(
+        self,
+        label_sets: list[ImportedLabelSet],
+        *,
+        validated_by: str,
+        request_id: UUID,
+        progress: JobProgress,
+    ) -> ImportCounts:
+        """Import the label sets as validated objects, image by image (see ground_truth.py)."""
+        return await import_label_set(
+            self, label_sets, validated_by=validated_by, request_id=request_id, progress=progress
+        )
+
     # --- repair -------------------------------------------------------------------------------
 
     async def reconcile(self, *, dry_run: bool = False) -> ReconcileReport:
@@ -457,6 +813,10 @@ async def _open_vectors(settings: Settings, dimension: int) -> VectorStore:
             reason="EMBEDDING_DIMENSION_MISMATCH",
             metadata={"recorded": str(dimension), "stored": error.metadata.get("stored", "")},
         ) from None
+
+
+def _size(source: Source) -> tuple[int, int]:
+    return (source.height, source.width)
 
 
 def _object_id(request_id: UUID, index: int) -> UUID:

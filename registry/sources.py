@@ -10,7 +10,7 @@ exactly one source is made.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -207,6 +207,18 @@ class SourceStore:
         if found is None:
             raise not_found("source", format_name("sources", source_id), "name")
         return found
+
+    async def get_many(self, source_ids: Collection[UUID]) -> dict[UUID, Source]:
+        """The sources that exist among `source_ids`, by ID, in one query."""
+        async with self._db.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
+            await cursor.execute(
+                sql.SQL("SELECT {} FROM sources s WHERE s.id = ANY(%s::uuid[])").format(
+                    _SOURCE_COLUMNS
+                ),
+                (list(source_ids),),
+            )
+            rows = await cursor.fetchall()
+        return {source.id: source for source in map(_source_from_row, rows)}
 
     async def list(
         self, *, filter: str = "", order_by: str = "", page_size: int = 0, page_token: str = ""

@@ -11,6 +11,13 @@ from pathlib import Path
 from uuid import UUID
 
 from agentic_labeling.errors import InvalidArgument
+from agentic_labeling.registry.coordinator import (
+    ExportFormat,
+    ExportSummary,
+    ImageTransfer,
+    ImportCounts,
+    LabelSetFormat,
+)
 from agentic_labeling.registry.dataset_records import (
     DatasetRecord,
     DatasetState,
@@ -18,8 +25,6 @@ from agentic_labeling.registry.dataset_records import (
     SplitGrouping,
     SplitRatios,
 )
-from agentic_labeling.registry.ground_truth import ImportCounts, LabelSetFormat
-from agentic_labeling.registry.label_sets import ExportFormat, ExportSummary, ImageTransfer
 from agentic_labeling.registry.records import Page
 from agentic_labeling.registry.resource_names import format_name, parse_name, parse_uuid
 from agentic_labeling.servers.registry_conversions import timestamp_message

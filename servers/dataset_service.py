@@ -18,17 +18,9 @@ from google.protobuf import empty_pb2
 
 from agentic_labeling.errors import FailedPrecondition, InvalidArgument
 from agentic_labeling.registry.coordinator import Registry
-from agentic_labeling.registry.dataset_export import (
-    ExportRequest,
-    check_exportable,
-    export_dataset,
-)
-from agentic_labeling.registry.export_target import resolve_target
-from agentic_labeling.registry.ground_truth import import_label_set, open_label_set
 from agentic_labeling.registry.resource_names import format_name, parse_uuid
 from agentic_labeling.servers import dataset_conversions as wire
 from agentic_labeling.servers.operation_store import OperationStore, Progress
-from agentic_labeling.settings import Settings
 from agentic_labeling.v1 import dataset_pb2, dataset_pb2_grpc
 
 __all__ = ["DatasetServicer", "staging_token"]
@@ -43,12 +35,9 @@ def staging_token(operation_id: UUID) -> str:
 
 
 class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
-    def __init__(self, registry: Registry, operations: OperationStore, settings: Settings) -> None:
+    def __init__(self, registry: Registry, operations: OperationStore) -> None:
         self._registry = registry
-        self._datasets = registry.repository.datasets
         self._operations = operations
-        self._export_root = settings.exports_directory
-        self._min_fragment_area = settings.min_fragment_area
         # Targets being written: a second export to one of them would race for the rename.
         self._exporting: set[Path] = set()
 
@@ -56,36 +45,35 @@ class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
         self, request: dataset_pb2.CreateDatasetRequest, context: Any
     ) -> dataset_pb2.Dataset:
         new, dataset_id = wire.new_dataset(request)
-        return wire.dataset_message(await self._datasets.create(new, dataset_id=dataset_id))
+        created = await self._registry.create_dataset(new, dataset_id=dataset_id)
+        return wire.dataset_message(created)
 
     async def GetDataset(
         self, request: dataset_pb2.GetDatasetRequest, context: Any
     ) -> dataset_pb2.Dataset:
-        return wire.dataset_message(await self._datasets.get(wire.dataset_id(request.name)))
+        return wire.dataset_message(await self._registry.get_dataset(wire.dataset_id(request.name)))
 
     async def ListDatasets(
         self, request: dataset_pb2.ListDatasetsRequest, context: Any
     ) -> dataset_pb2.ListDatasetsResponse:
-        page = await self._datasets.list(page_size=request.page_size, page_token=request.page_token)
+        page = await self._registry.list_datasets(
+            page_size=request.page_size, page_token=request.page_token
+        )
         return wire.list_datasets_response(page)
 
     async def DeleteDataset(self, request: dataset_pb2.DeleteDatasetRequest, context: Any) -> Empty:
-        await self._datasets.delete(wire.dataset_id(request.name))
+        await self._registry.delete_dataset(wire.dataset_id(request.name))
         return Empty()
 
     async def BuildDataset(
         self, request: dataset_pb2.BuildDatasetRequest, context: Any
     ) -> operations_pb2.Operation:
         dataset_id = wire.dataset_id(request.name)
-        await self._datasets.begin_build(dataset_id)
+        await self._registry.begin_build(dataset_id)
 
         async def build(progress: Progress) -> dataset_pb2.Dataset:
             progress.update(stage="snapshotting the membership and splitting")
-            try:
-                built = await self._datasets.build(dataset_id)
-            except BaseException:
-                await asyncio.shield(self._datasets.fail_build(dataset_id))
-                raise
+            built = await self._registry.build_dataset(dataset_id)  # FAILED when it fails
             objects = sum(s.object_count for s in built.split_stats)
             progress.update(stage="built", done=objects, total=objects, unit="objects")
             return wire.dataset_message(built)
@@ -93,7 +81,7 @@ class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
         try:
             return await self._operations.start(format_name("datasets", dataset_id), build)
         except BaseException:
-            await asyncio.shield(self._datasets.fail_build(dataset_id))
+            await asyncio.shield(self._registry.fail_build(dataset_id))
             raise
 
     async def ExportDataset(
@@ -102,28 +90,21 @@ class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
         dataset_id = wire.dataset_id(request.name)
         export_format = wire.export_format(request.format)
         transfer = wire.image_transfer(request.image_transfer)
-        dataset = await self._datasets.get(dataset_id)
-        check_exportable(dataset)
-        target = resolve_target(self._export_root, request.output_dir, overwrite=request.overwrite)
+        dataset, target = await self._registry.export_target(
+            dataset_id, request.output_dir, overwrite=request.overwrite
+        )
         self._claim(target)
 
         async def run(progress: Progress) -> dataset_pb2.ExportDatasetResponse:
-            export = ExportRequest(
-                dataset,
-                export_format,
-                target,
-                transfer,
-                request.overwrite,
-                staging_token=staging_token(progress.operation_id),
-                min_fragment_area=self._min_fragment_area,
-            )
             try:
-                summary = await export_dataset(
-                    export,
-                    self._datasets.images(dataset_id),
-                    self._registry.images,
-                    self._registry.masks,
-                    progress,
+                summary = await self._registry.export_dataset(
+                    dataset,
+                    export_format,
+                    target,
+                    transfer,
+                    overwrite=request.overwrite,
+                    staging_token=staging_token(progress.operation_id),
+                    progress=progress,
                 )
             finally:
                 self._exporting.discard(target)
@@ -146,11 +127,10 @@ class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
         request_id: UUID = parse_uuid(request.request_id, field="request_id")
         if not request.path:
             raise InvalidArgument("path is required", field="path")
-        label_sets = await asyncio.to_thread(open_label_set, label_format, Path(request.path))
+        label_sets = await self._registry.open_label_sets(label_format, Path(request.path))
 
         async def run(progress: Progress) -> dataset_pb2.ImportLabelsResponse:
-            counts = await import_label_set(
-                self._registry,
+            counts = await self._registry.import_labels(
                 label_sets,
                 validated_by=request.validated_by,
                 request_id=request_id,

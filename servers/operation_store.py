@@ -41,7 +41,7 @@ from agentic_labeling.errors import (
     InvalidArgument,
     NotFound,
 )
-from agentic_labeling.registry.operations import OperationRecords, StoredOperation
+from agentic_labeling.registry.coordinator import OperationRecords, StoredOperation
 from agentic_labeling.servers.error_status import status_message
 from agentic_labeling.v1 import common_pb2
 

@@ -10,7 +10,6 @@ has stopped (the outbox drained first), so no RPC ever meets a closed store.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
@@ -22,8 +21,6 @@ from uuid import UUID
 from google.longrunning import operations_pb2_grpc
 
 from agentic_labeling.registry.coordinator import Registry
-from agentic_labeling.registry.export_target import find_staging, sweep_staging
-from agentic_labeling.registry.operations import OperationRecords, instance_owner
 from agentic_labeling.servers.bootstrap import ServiceRegistration, run_server
 from agentic_labeling.servers.dataset_service import DatasetServicer, staging_token
 from agentic_labeling.servers.operation_store import OperationStore
@@ -56,7 +53,7 @@ def services(
             "agentic_labeling.v1.DatasetService",
             functools.partial(
                 dataset_pb2_grpc.add_DatasetServiceServicer_to_server,
-                DatasetServicer(registry, operations, settings),
+                DatasetServicer(registry, operations),
             ),
         ),
         ServiceRegistration(
@@ -81,12 +78,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Sequence[ServiceReg
     registry = await Registry.open(settings)
     try:
         # Builds run inside a server; one BUILDING for this long had its server die under it.
-        await registry.repository.datasets.fail_stale_builds(STALE_BUILD_AFTER)
-        operations = OperationStore(
-            OperationRecords(registry.database), owner=instance_owner(settings.data_dir)
-        )
+        await registry.fail_stale_builds(STALE_BUILD_AFTER)
+        operations = OperationStore(registry.operation_records, owner=registry.operation_owner)
         await operations.recover()
-        await _sweep_export_staging(settings.exports_directory, operations)
+        await _sweep_export_staging(registry, operations)
     except BaseException:
         await registry.close()
         raise
@@ -97,15 +92,16 @@ async def open_services(settings: Settings) -> AsyncIterator[Sequence[ServiceReg
         await registry.close(drain_outbox_s=settings.shutdown_grace_s)
 
 
-async def _sweep_export_staging(root: Path, operations: OperationStore) -> None:
+async def _sweep_export_staging(registry: Registry, operations: OperationStore) -> None:
     """Remove the staging directories that exports interrupted by a crash left behind."""
-    found = await asyncio.to_thread(find_staging, root)
-    if not found:
-        return
-    live = {
-        staging_token(UUID(n.removeprefix("operations/"))) for n in await operations.running_names()
-    }
-    removed = await asyncio.to_thread(sweep_staging, found, live)
+
+    async def live_tokens() -> set[str]:
+        return {
+            staging_token(UUID(n.removeprefix("operations/")))
+            for n in await operations.running_names()
+        }
+
+    removed = await registry.sweep_export_staging(live_tokens)
     if removed:
         logger.info(
             "removed staging directories of interrupted exports",

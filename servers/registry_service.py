@@ -2,31 +2,21 @@
 methods of DatasetService (servers/dataset_service.py), and TrainingService declared, not built
 yet (UNIMPLEMENTED).
 
-Each handler converts the request (servers/registry_conversions.py), calls one registry
-operation, and converts the result. Errors are domain errors raised below and mapped to
-status codes in one place (servers/error_status.py).
+Each handler converts the request (servers/registry_conversions.py), calls one method of the
+registry's front door (`Registry`, registry/coordinator.py: it reads the stores, keeps them in
+agreement and does the file work off the event loop), and converts the result. Errors are
+domain errors raised below and mapped to status codes in one place (servers/error_status.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
 from typing import Any
-from uuid import UUID
 
-import numpy as np
-import numpy.typing as npt
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import empty_pb2
 
-from agentic_labeling.errors import InvalidArgument, NotFound
+from agentic_labeling.errors import InvalidArgument
 from agentic_labeling.registry.coordinator import Registry
-from agentic_labeling.registry.records import Correction
-from agentic_labeling.registry.resource_names import format_name, not_found
-from agentic_labeling.registry.source_images import (
-    create_frame_with_image,
-    create_source_with_image,
-)
 from agentic_labeling.servers import registry_conversions as wire
 from agentic_labeling.servers.operation_store import OperationStore
 from agentic_labeling.servers.unbuilt import answer_unbuilt_methods
@@ -44,9 +34,10 @@ Empty = empty_pb2.Empty
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
+    """Each handler: convert the request, call one `Registry` method, convert the result."""
+
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
-        self._repo = registry.repository
 
     # --- sources and frames -------------------------------------------------------------------
 
@@ -54,12 +45,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.CreateSourceRequest, context: Any
     ) -> registry_pb2.Source:
         new, source_id = wire.new_source(request)
-        created = await create_source_with_image(
-            self._registry,
-            new,
-            request.image_data,
-            source_id=source_id,
-            return_existing=request.return_existing,
+        created = await self._registry.create_source(
+            new, request.image_data, source_id=source_id, return_existing=request.return_existing
         )
         return wire.source_message(created)
 
@@ -67,12 +54,12 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.GetSourceRequest, context: Any
     ) -> registry_pb2.Source:
         source_id = wire.uuid_from_name(request.name, "sources", "name")
-        return wire.source_message(await self._repo.sources.get(source_id))
+        return wire.source_message(await self._registry.get_source(source_id))
 
     async def ListSources(
         self, request: registry_pb2.ListSourcesRequest, context: Any
     ) -> registry_pb2.ListSourcesResponse:
-        page = await self._repo.sources.list(
+        page = await self._registry.list_sources(
             filter=request.filter,
             order_by=request.order_by,
             page_size=request.page_size,
@@ -88,14 +75,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.CreateFrameRequest, context: Any
     ) -> registry_pb2.Frame:
         source_id, new = wire.new_frame(request)
-        created = await create_frame_with_image(self._registry, source_id, new, request.image_data)
+        created = await self._registry.create_frame(source_id, new, request.image_data)
         return wire.frame_message(created)
 
     async def ListFrames(
         self, request: registry_pb2.ListFramesRequest, context: Any
     ) -> registry_pb2.ListFramesResponse:
         source_id = wire.uuid_from_name(request.parent, "sources", "parent")
-        page = await self._repo.sources.list_frames(
+        page = await self._registry.list_frames(
             source_id, page_size=request.page_size, page_token=request.page_token
         )
         return wire.list_frames_response(page)
@@ -105,18 +92,19 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def CreateCategory(
         self, request: registry_pb2.CreateCategoryRequest, context: Any
     ) -> registry_pb2.Category:
-        return wire.category_message(await self._repo.categories.create(wire.new_category(request)))
+        created = await self._registry.create_category(wire.new_category(request))
+        return wire.category_message(created)
 
     async def GetCategory(
         self, request: registry_pb2.GetCategoryRequest, context: Any
     ) -> registry_pb2.Category:
         category_id = wire.uuid_from_name(request.name, "categories", "name")
-        return wire.category_message(await self._repo.categories.get(category_id))
+        return wire.category_message(await self._registry.get_category(category_id))
 
     async def ListCategories(
         self, request: registry_pb2.ListCategoriesRequest, context: Any
     ) -> registry_pb2.ListCategoriesResponse:
-        page = await self._repo.categories.list(
+        page = await self._registry.list_categories(
             filter=request.filter,
             order_by=request.order_by,
             page_size=request.page_size,
@@ -128,7 +116,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.UpdateCategoryRequest, context: Any
     ) -> registry_pb2.Category:
         update = wire.category_changes(request)
-        updated = await self._repo.categories.update(
+        updated = await self._registry.update_category(
             update.category_id,
             paths=update.paths,
             display_name=update.display_name,
@@ -145,40 +133,15 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     # --- objects ------------------------------------------------------------------------------
 
-    async def _source_sizes(self, source_ids: dict[UUID, str]) -> dict[UUID, tuple[int, int]]:
-        """(height, width) of each source; NotFound names the request field that named it."""
-        sizes: dict[UUID, tuple[int, int]] = {}
-        for source_id, field in source_ids.items():
-            try:
-                source = await self._repo.sources.get(source_id)
-            except NotFound:
-                raise not_found("source", format_name("sources", source_id), field) from None
-            sizes[source_id] = (source.height, source.width)
-        return sizes
-
     async def BatchCreateObjects(
         self, request: registry_pb2.BatchCreateObjectsRequest, context: Any
     ) -> registry_pb2.BatchCreateObjectsResponse:
         options = wire.batch_options(request)
         pairs = wire.new_objects(request)
-        sizes = await self._source_sizes(
-            {
-                new.source_id: f"requests[{i}].object.source"
-                for i, (new, mask) in reversed(list(enumerate(pairs)))
-                if mask is not None
-            }
-        )
-        masks: list[npt.NDArray[np.bool_] | None] = []
-        for new, mask in pairs:
-            if mask is None:
-                masks.append(None)
-            else:
-                height, width = sizes[new.source_id]
-                masks.append(mask.array(height=height, width=width))
-        result = await self._registry.batch_create(
+        result = await self._registry.create_objects(
             options.request_id,
             [new for new, _ in pairs],
-            masks,
+            [mask for _, mask in pairs],
             create_missing_categories=options.create_missing_categories,
             duplicate_iou_threshold=options.duplicate_iou_threshold,
         )
@@ -188,12 +151,12 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.GetObjectRequest, context: Any
     ) -> registry_pb2.LabeledObject:
         object_id = wire.uuid_from_name(request.name, "objects", "name")
-        return wire.object_message(await self._repo.objects.get(object_id))
+        return wire.object_message(await self._registry.get_object(object_id))
 
     async def ListObjects(
         self, request: registry_pb2.ListObjectsRequest, context: Any
     ) -> registry_pb2.ListObjectsResponse:
-        page = await self._repo.objects.list(
+        page = await self._registry.list_objects(
             filter=request.filter,
             order_by=request.order_by,
             page_size=request.page_size,
@@ -205,8 +168,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.UpdateObjectRequest, context: Any
     ) -> registry_pb2.LabeledObject:
         update = wire.object_changes(request)
-        updated = await self._repo.objects.update(update.object_id, update.changes, update.paths)
-        await self._registry.apply_outbox()  # the vector's payload follows the row
+        updated = await self._registry.update_object(update.object_id, update.changes, update.paths)
         return wire.object_message(updated)
 
     async def DeleteObject(self, request: registry_pb2.DeleteObjectRequest, context: Any) -> Empty:
@@ -217,40 +179,24 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.GetObjectMaskRequest, context: Any
     ) -> registry_pb2.ObjectMask:
         object_id = wire.uuid_from_name(request.name, "objects", "name")
-        record = await self._repo.objects.get(object_id)
-        if not record.has_mask:
-            raise not_found("mask", f"{request.name}/mask", "name")
-        source = await self._repo.sources.get(record.source_id)
-        png = await asyncio.to_thread(self._registry.masks.read_png, object_id)
-        return wire.object_mask_message(object_id, png, width=source.width, height=source.height)
+        mask = await self._registry.object_mask(object_id)
+        return wire.object_mask_message(
+            mask.object_id, mask.png, width=mask.width, height=mask.height
+        )
 
     async def ValidateObjects(
         self, request: registry_pb2.ValidateObjectsRequest, context: Any
     ) -> registry_pb2.ValidateObjectsResponse:
         pairs = wire.corrections(request)
         object_ids = wire.uuids_from_names(request.names, "objects", "names")
-        corrections, masks = await self._corrected_masks(pairs)
-        records = await self._registry.validate(
+        records = await self._registry.validate_objects(
             object_ids,
-            corrections,
-            masks,
+            [correction for correction, _ in pairs],
+            [mask for _, mask in pairs],
             validated_by=request.validated_by,
             is_validated=request.is_validated,
         )
         return wire.validate_objects_response(records)
-
-    async def _corrected_masks(
-        self, pairs: Sequence[tuple[Correction, wire.MaskInput | None]]
-    ) -> tuple[list[Correction], list[npt.NDArray[np.bool_] | None]]:
-        masks: list[npt.NDArray[np.bool_] | None] = []
-        for correction, mask in pairs:
-            if mask is None:
-                masks.append(None)
-                continue
-            record = await self._repo.objects.get(correction.object_id)
-            source = await self._repo.sources.get(record.source_id)
-            masks.append(mask.array(height=source.height, width=source.width))
-        return [c for c, _ in pairs], masks
 
     async def SearchSimilar(
         self, request: registry_pb2.SearchSimilarRequest, context: Any
@@ -269,7 +215,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def GetStats(
         self, request: registry_pb2.GetStatsRequest, context: Any
     ) -> registry_pb2.Stats:
-        stats = await self._repo.objects.stats(
+        stats = await self._registry.stats(
             filter=request.filter, histogram_bins=request.histogram_bins
         )
         return wire.stats_message(stats)
@@ -279,7 +225,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def ListTracks(
         self, request: registry_pb2.ListTracksRequest, context: Any
     ) -> registry_pb2.ListTracksResponse:
-        page = await self._repo.tracks.list(
+        page = await self._registry.list_tracks(
             filter=request.filter,
             order_by=request.order_by,
             page_size=request.page_size,
@@ -291,22 +237,19 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.GetTrackRequest, context: Any
     ) -> registry_pb2.Track:
         track_id = wire.uuid_from_name(request.name, "tracks", "name")
-        return wire.track_message(await self._repo.tracks.get(track_id))
+        return wire.track_message(await self._registry.get_track(track_id))
 
     async def MergeTracks(
         self, request: registry_pb2.MergeTracksRequest, context: Any
     ) -> registry_pb2.Track:
         track_ids = wire.uuids_from_names(request.names, "tracks", "names")
-        merged = await self._repo.tracks.merge(track_ids)
-        await self._registry.apply_outbox()  # moved objects' vectors carry their new track
-        return wire.track_message(merged)
+        return wire.track_message(await self._registry.merge_tracks(track_ids))
 
     async def SplitTrack(
         self, request: registry_pb2.SplitTrackRequest, context: Any
     ) -> registry_pb2.SplitTrackResponse:
         track_id = wire.uuid_from_name(request.name, "tracks", "name")
-        result = await self._repo.tracks.split(track_id, request.frame_index)
-        await self._registry.apply_outbox()
+        result = await self._registry.split_track(track_id, request.frame_index)
         return wire.split_track_response(result)
 
     async def ReconcileStores(

@@ -360,6 +360,19 @@ def _bad_inputs(source: registry_pb2.Source) -> list[tuple[str, object, grpc.Sta
             invalid,
             "image_data",
         ),
+        (
+            "ValidateObjects",
+            registry_pb2.ValidateObjectsRequest(
+                corrections=[
+                    registry_pb2.ObjectCorrection(
+                        object=f"objects/{uuid.uuid4()}", mask=_new_object(source, 0).mask
+                    )
+                ],
+                validated_by="reviewer",
+            ),
+            not_found,
+            "corrections[0].object",
+        ),
     ]
 
 
