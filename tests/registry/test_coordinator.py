@@ -6,6 +6,7 @@ Real embedded Postgres (a fresh schema per test), real qdrant-edge and real file
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from uuid import UUID, uuid4
 
@@ -15,8 +16,17 @@ import pytest
 
 from agentic_labeling.errors import InvalidArgument, NotFound
 from agentic_labeling.registry.coordinator import Registry
-from agentic_labeling.registry.records import BoundingBox, NewObject, NewSource, Source, SourceKind
+from agentic_labeling.registry.records import (
+    BoundingBox,
+    NewObject,
+    NewSource,
+    ObjectChanges,
+    Source,
+    SourceKind,
+)
 from agentic_labeling.registry.vector_store import VectorPoint
+from agentic_labeling.servers.conversions import mask_message
+from agentic_labeling.servers.registry_conversions import MaskInput
 from agentic_labeling.settings import Settings
 
 DIM = 8
@@ -228,3 +238,77 @@ async def _payload_of(registry: Registry, object_id: UUID):  # type: ignore[no-u
     from agentic_labeling.registry.coordinator import object_payload
 
     return object_payload(await registry.repository.objects.get(object_id))
+
+
+# --- the front door: what the servicers call --------------------------------------------------
+
+
+def _encoded(mask: npt.NDArray[np.bool_], field: str) -> MaskInput:
+    return MaskInput(mask_message(mask), field)
+
+
+async def test_create_objects_decodes_each_mask_at_its_own_sources_size(
+    registry: Registry,
+) -> None:
+    small = await _image(registry)
+    large = await registry.create_source(NewSource(SourceKind.IMAGE, WIDTH * 2, HEIGHT * 2))
+    wide = np.zeros((HEIGHT * 2, WIDTH * 2), bool)
+    wide[60:80, 100:120] = True
+    result = await registry.create_objects(
+        uuid4(),
+        [_object(small, 0, seed=1), replace(_object(large, 0, seed=2), source_id=large.id)],
+        [_encoded(_mask(0, 5), "requests[0].mask"), _encoded(wide, "requests[1].mask")],
+        create_missing_categories=True,
+    )
+    first, second = result.objects
+    assert (first.area, second.area) == (100, 400)
+    stored = await registry.object_mask(second.id)
+    assert (stored.width, stored.height) == (WIDTH * 2, HEIGHT * 2)
+    assert _mask_ids(registry) == {first.id, second.id}
+
+
+async def test_create_objects_names_the_first_request_whose_source_is_missing(
+    registry: Registry,
+) -> None:
+    source = await _image(registry)
+    gone = replace(_object(source, 0), source_id=uuid4())
+    with pytest.raises(NotFound) as caught:
+        await registry.create_objects(
+            uuid4(),
+            [_object(source, 30, seed=1), gone, gone],
+            [None, *[_encoded(_mask(0, 5), f"requests[{i}].mask") for i in (1, 2)]],
+            create_missing_categories=True,
+        )
+    assert caught.value.metadata["field"] == "requests[1].object.source"
+    assert (await registry.list_objects()).items == ()
+    assert _mask_ids(registry) == set()
+
+
+async def test_update_object_brings_the_vectors_payload_along_without_an_outbox_call(
+    registry: Registry,
+) -> None:
+    source = await _image(registry)
+    cat, _ = (
+        await registry.batch_create(
+            uuid4(),
+            [_object(source, 0, seed=1), _object(source, 30, "dog", seed=2)],
+            [None, None],
+            create_missing_categories=True,
+        )
+    ).objects
+    await registry.update_object(cat.id, ObjectChanges(category_name="dog"), {"category_name"})
+
+    assert await registry.repository.outbox.pending_count() == 0
+    assert await registry.search_similar(vector=_vector(1), filter_text='category = "cat"') == []
+
+
+async def test_object_mask_of_an_object_without_one_is_not_found(registry: Registry) -> None:
+    source = await _image(registry)
+    (created,) = (
+        await registry.batch_create(
+            uuid4(), [_object(source, 0, seed=1)], [None], create_missing_categories=True
+        )
+    ).objects
+    with pytest.raises(NotFound) as caught:
+        await registry.object_mask(created.id)
+    assert caught.value.metadata["field"] == "name"
