@@ -24,15 +24,16 @@ f'this tritonserver image has Python {v[0]}.{v[1]}; agentic-labeling needs 3.11 
      || (apt-get update && apt-get install -y --no-install-recommends python3-pip \
          && rm -rf /var/lib/apt/lists/*))
 
-# numpy < 2 comes with the package (with numpy 2 a BYTES tensor kills the stub), and torch
-# from PyPI is a CUDA build: the models run on the GPUs Triton gives their instances.
+# The models' extra (pyproject.toml): torch, transformers; no database or Qdrant client. numpy < 2
+# comes with the package (with numpy 2 a BYTES tensor kills the stub), and torch from PyPI is a
+# CUDA build: the models run on the GPUs Triton gives their instances.
 WORKDIR /build/agentic-labeling
 COPY pyproject.toml README.md ./
 COPY src/ src/
 COPY servers/ servers/
 COPY registry/ registry/
 COPY clients/ clients/
-RUN python3 -m pip install . && cd / && rm -rf /build
+RUN python3 -m pip install '.[models]' && cd / && rm -rf /build
 
 # `alabel-healthcheck http://127.0.0.1:8000/v2/health/ready`: exit 0 when Triton is ready.
 COPY --chmod=0755 docker/healthcheck.py /usr/local/bin/alabel-healthcheck

@@ -469,22 +469,63 @@ def test_triton_image_is_the_ngc_release_compose_asks_for(
     assert (year, month) >= (24, 12), "earlier releases have Python 3.10; the package needs 3.11+"
 
 
-def pinned(requirement_text: str, package: str) -> str:
-    found = re.search(rf"(?<![\w-]){re.escape(package)}==([\w.]+)", requirement_text)
-    assert found is not None, f"{package} is not pinned"
-    return found.group(1)
+def pip_installs(dockerfile: Path) -> list[str]:
+    """What each `pip install` of the Dockerfile installs, as written (`'.[models]'`)."""
+    found = []
+    for keyword, rest in instructions(dockerfile):
+        if keyword == "RUN":
+            for command in re.findall(r"pip install ([^&;|]+)", rest):
+                found.extend(w for w in command.split() if not w.startswith("-"))
+    return found
 
 
-def test_the_alabel_image_installs_the_torch_pins_of_pyproject(
+def installed_extras(dockerfile: Path) -> set[str]:
+    """The extras of the package the Dockerfile installs; it installs nothing else."""
+    [target] = pip_installs(dockerfile)
+    found = re.fullmatch(r"'?\.\[([\w,-]+)\]'?", target)
+    assert found is not None, f"{dockerfile.name}: installs {target}, not the package with extras"
+    return set(found.group(1).split(","))
+
+
+def test_each_image_installs_the_extras_of_the_servers_it_runs(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    dependencies = " ".join(
-        tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    )
-    dockerfile = dockerfile_of(services["registry"]).read_text()
+    optional = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    alabel = dockerfile_of(services["registry"])
+    served = {command(services[name])[2] for name in OUR_SERVERS}  # alabel serve NAME
 
-    for package in ("torch", "torchvision"):
-        assert pinned(dockerfile, package) == pinned(dependencies, package), package
+    assert served == {"registry", "orchestrator"}
+    assert installed_extras(alabel) == served
+    assert installed_extras(dockerfile_of(services["triton"])) == {"models"}
+    assert {"registry", "orchestrator", "models"} <= set(optional)
+
+
+def requirements_of(extras: set[str]) -> str:
+    """pyproject.toml's requirements of these extras, with those of the extras they name
+    (`agentic-labeling[cli]`), as one text."""
+    optional = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    todo, seen, lines = set(extras), set(), []
+    while todo:
+        extra = todo.pop()
+        seen.add(extra)
+        for line in optional[extra]:
+            lines.append(line)
+            named = re.match(r"agentic-labeling\[([\w,-]+)\]", line)
+            todo |= set(named.group(1).split(",")) - seen if named else set()
+    return " ".join(lines)
+
+
+def test_only_the_triton_image_installs_torch(services: dict[str, dict[str, Any]]) -> None:
+    alabel = requirements_of(installed_extras(dockerfile_of(services["registry"])))
+    triton = requirements_of(installed_extras(dockerfile_of(services["triton"])))
+
+    assert re.search(r"(?<![\w-])torch==", triton)
+    assert not re.search(r"torch|transformers", alabel)
+    assert not re.search(r"psycopg|pgserver|qdrant", triton)
 
 
 def test_qdrant_server_is_compatible_with_our_qdrant_client(
