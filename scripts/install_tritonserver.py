@@ -8,7 +8,7 @@ so it is downloaded without dependencies and only `pytriton/tritonserver/` and t
 libraries beside it (`nvidia_pytriton.libs/`, reached through the binaries' relative RPATH)
 are unpacked, in the wheel's own layout.
 The Python backend's stub must match the interpreter that runs the models, so the stub built
-for this Python is copied into `backends/python/` (see DESIGN.md).
+for this Python is copied into `backends/python/` (why: agentic_labeling/triton_server.py).
 """
 
 from __future__ import annotations

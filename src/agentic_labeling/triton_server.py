@@ -4,7 +4,7 @@
 is live and every model of the repository is READY; `alabel triton start|stop|status` is built on
 it, with a state file (`TritonStateFile`) for a server that outlives the command.
 
-Traps handled, and why (each seen on these machines; see DESIGN.md):
+Traps handled, and why (each seen on these machines):
 
 - Where the binary is: `make setup` unpacks the tritonserver of the nvidia-pytriton wheel under
   the repository's `.triton/`; the NGC image has `tritonserver` on PATH or in /opt/tritonserver.
@@ -41,7 +41,7 @@ Traps handled, and why (each seen on these machines; see DESIGN.md):
   gRPC, HTTP and metrics bind to `host`, loopback by default. Metrics (`--allow-metrics`) get
   their own port so the orchestrator can expose Triton's Prometheus endpoint.
 - Environment of the models: `ALABEL_*` variables of the caller are dropped (settings travel as
-  flags, DESIGN's one-settings-object rule); `ALABEL_MODELS_DIR` is set from the launch when
+  flags: one settings object for every process); `ALABEL_MODELS_DIR` is set from the launch when
   given, `ALABEL_MAX_IMAGE_PIXELS` from the launch's `max_image_pixels` (the one setting the
   orchestrator and the registry apply too), and `ALABEL_TORCH_THREADS` plus `OMP_NUM_THREADS`
   cap each instance's threads (default: the CPUs divided by the number of models, at least 1)
