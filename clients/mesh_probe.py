@@ -1,7 +1,9 @@
 """Asks the mesh's dependencies whether they are up: the registry (gRPC health) and Triton.
 
-Used by LabelingService.GetMeshStatus. Every probe has a deadline and reports an unreachable
-dependency as a fact (reachable=False with the reason), never as an exception.
+Used by LabelingService.GetMeshStatus and the orchestrator's start-up checks. Every probe has
+a deadline and reports an unreachable dependency as a fact (reachable=False with the reason,
+or None for a number it could not learn), never as an exception; `served_embedding_dimension`,
+used by `alabel up` which wants the reason, is the exception.
 """
 
 from __future__ import annotations
@@ -13,13 +15,17 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.grpc import InferenceServerException
 from tritonclient.grpc import aio as triton_aio
 
+from agentic_labeling.v1 import registry_pb2, registry_pb2_grpc
+
 __all__ = [
     "ComponentState",
     "ModelState",
     "TritonState",
     "probe_registry",
     "probe_triton",
+    "registry_embedding_dimension",
     "served_embedding_dimension",
+    "served_max_batch_sizes",
 ]
 
 REGISTRY_SERVICE = "agentic_labeling.v1.RegistryService"
@@ -116,3 +122,34 @@ async def served_embedding_dimension(url: str, *, timeout_s: float) -> int:
     async with TritonModels(url, deadline_s=timeout_s) as models:
         embeddings = await models.embed(_blank_png(), [])
     return int(embeddings.shape[-1])
+
+
+async def registry_embedding_dimension(address: str, *, timeout_s: float) -> int | None:
+    """The embedding length the registry stores (GetRegistryInfo); None when it cannot say."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = registry_pb2_grpc.RegistryServiceStub(channel)  # type: ignore[no-untyped-call]
+        try:
+            info = await stub.GetRegistryInfo(
+                registry_pb2.GetRegistryInfoRequest(), timeout=timeout_s
+            )
+        except grpc.aio.AioRpcError:
+            return None  # down, or a registry from before GetRegistryInfo (UNIMPLEMENTED)
+    return int(info.embedding_dimension) or None
+
+
+async def served_max_batch_sizes(url: str, *, timeout_s: float) -> dict[str, int] | None:
+    """Each served model's max_batch_size, from its config on Triton; None when it cannot say."""
+    client = triton_aio.InferenceServerClient(url)
+    try:
+        index = await client.get_model_repository_index(client_timeout=timeout_s)
+        sizes = {}
+        for model in index.models:
+            if model.state != "READY":
+                continue
+            reply = await client.get_model_config(model.name, client_timeout=timeout_s)
+            sizes[model.name] = int(reply.config.max_batch_size)
+    except InferenceServerException:
+        return None
+    finally:
+        await client.close()
+    return sizes

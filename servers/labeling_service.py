@@ -5,7 +5,9 @@ window and the error model; servers/labeling_pipeline.py what happens to one ima
 Segment and Embed run one model on Triton each, for debugging and for clients that run their
 own pipeline. Every request is checked first, so a bad field is INVALID_ARGUMENT naming it
 before any model runs; Triton being down is UNAVAILABLE. GetMeshStatus reports the models,
-the registry, and the labeling window's size and use.
+the registry, the labeling window's size and use, and both embedding lengths. AutoLabel is
+refused with FAILED_PRECONDITION while the served DINOv2 and the registry are known to disagree
+on the embedding length (servers/mesh_agreement.py).
 
 The servicer borrows its Triton and registry clients: orchestrator_server.py opens them
 before the server starts and closes them after it has stopped.
@@ -30,6 +32,7 @@ from agentic_labeling.servers.conversions import box_message, boxes_array, mask_
 from agentic_labeling.servers.labeling_pipeline import LabelingPipeline, VideoSources
 from agentic_labeling.servers.labeling_requests import check_detect, check_embed, check_segment
 from agentic_labeling.servers.labeling_window import LabelingWindow
+from agentic_labeling.servers.mesh_agreement import MeshAgreement
 from agentic_labeling.servers.metrics import LabelingMetrics
 from agentic_labeling.servers.unbuilt import answer_unbuilt_methods
 from agentic_labeling.settings import Settings
@@ -66,8 +69,10 @@ class LabelingServicer(labeling_pb2_grpc.LabelingServiceServicer):
         models: TritonModels,
         registry: RegistryClient,
         metrics: LabelingMetrics | None = None,
+        agreement: MeshAgreement | None = None,
     ) -> None:
         self._settings = settings
+        self._agreement = agreement if agreement is not None else MeshAgreement(settings)
         self._models = models
         self._registry = registry
         self._metrics = metrics
@@ -79,6 +84,8 @@ class LabelingServicer(labeling_pb2_grpc.LabelingServiceServicer):
     async def AutoLabel(
         self, requests: AsyncIterable[labeling_pb2.AutoLabelRequest], context: Any
     ) -> AsyncIterator[labeling_pb2.AutoLabelResponse]:
+        # Before reading the stream: a mesh that would fail every image fails the call once.
+        await self._agreement.require_embedding_agreement()
         stream = AutoLabelStream(
             self._pipeline,
             self._window,
@@ -165,6 +172,8 @@ class LabelingServicer(labeling_pb2_grpc.LabelingServiceServicer):
             probe_registry(self._settings.registry_url, timeout_s=_PROBE_TIMEOUT_S),
             probe_triton(self._settings.triton_url, timeout_s=_PROBE_TIMEOUT_S),
         )
+        # After the Triton statistics: a first ask of the served length runs dinov2 once.
+        dimensions = await self._agreement.embedding_dimensions()
         return labeling_pb2.MeshStatus(
             version=__version__,
             registry=_component(registry),
@@ -183,4 +192,6 @@ class LabelingServicer(labeling_pb2_grpc.LabelingServiceServicer):
             window_size=self._window.size,
             images_in_flight=self._window.in_flight,
             random_weights=has_random_weights(self._settings.models_dir),
+            served_embedding_dimension=dimensions.served or 0,
+            registry_embedding_dimension=dimensions.registry or 0,
         )

@@ -264,6 +264,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             masks_removed=report.masks_removed,
         )
 
+    # --- facts clients must agree with ------------------------------------------------------
+
+    async def GetRegistryInfo(
+        self, request: registry_pb2.GetRegistryInfoRequest, context: Any
+    ) -> registry_pb2.RegistryInfo:
+        # The dimension the stores were opened with (recorded in Postgres): no query needed.
+        return registry_pb2.RegistryInfo(embedding_dimension=self._registry.embedding_dimension)
+
 
 @answer_unbuilt_methods(training_pb2.DESCRIPTOR.services_by_name["TrainingService"])
 class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 
@@ -96,3 +97,18 @@ def test_every_model_batches_up_to_the_shared_max_batch_size(model: str) -> None
 
 def test_the_default_labeling_window_can_fill_every_models_batches() -> None:
     assert Settings().labeling_window >= MAX_BATCH_SIZE
+
+
+def test_the_compose_deployment_gives_every_server_one_pixel_limit_and_a_window_that_fills() -> (
+    None
+):
+    from test_docker_compose import COMPOSE_FILE, interpolate, settings_of
+
+    services = interpolate(yaml.safe_load(COMPOSE_FILE.read_text()))["services"]
+    limits = {
+        name: settings_of(services[name]).max_image_pixels
+        for name in ("triton", "registry", "orchestrator")
+    }
+
+    assert len(set(limits.values())) == 1, limits
+    assert settings_of(services["orchestrator"]).labeling_window >= MAX_BATCH_SIZE

@@ -218,7 +218,7 @@ class ComponentStatus(_message.Message):
     def __init__(self, address: _Optional[str] = ..., reachable: _Optional[bool] = ..., version: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class MeshStatus(_message.Message):
-    __slots__ = ("version", "triton", "models", "registry", "window_size", "images_in_flight", "random_weights")
+    __slots__ = ("version", "triton", "models", "registry", "window_size", "images_in_flight", "random_weights", "served_embedding_dimension", "registry_embedding_dimension")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     TRITON_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
@@ -226,6 +226,8 @@ class MeshStatus(_message.Message):
     WINDOW_SIZE_FIELD_NUMBER: _ClassVar[int]
     IMAGES_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     RANDOM_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    SERVED_EMBEDDING_DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    REGISTRY_EMBEDDING_DIMENSION_FIELD_NUMBER: _ClassVar[int]
     version: str
     triton: ComponentStatus
     models: _containers.RepeatedCompositeFieldContainer[ModelStatus]
@@ -233,4 +235,6 @@ class MeshStatus(_message.Message):
     window_size: int
     images_in_flight: int
     random_weights: bool
-    def __init__(self, version: _Optional[str] = ..., triton: _Optional[_Union[ComponentStatus, _Mapping]] = ..., models: _Optional[_Iterable[_Union[ModelStatus, _Mapping]]] = ..., registry: _Optional[_Union[ComponentStatus, _Mapping]] = ..., window_size: _Optional[int] = ..., images_in_flight: _Optional[int] = ..., random_weights: _Optional[bool] = ...) -> None: ...
+    served_embedding_dimension: int
+    registry_embedding_dimension: int
+    def __init__(self, version: _Optional[str] = ..., triton: _Optional[_Union[ComponentStatus, _Mapping]] = ..., models: _Optional[_Iterable[_Union[ModelStatus, _Mapping]]] = ..., registry: _Optional[_Union[ComponentStatus, _Mapping]] = ..., window_size: _Optional[int] = ..., images_in_flight: _Optional[int] = ..., random_weights: _Optional[bool] = ..., served_embedding_dimension: _Optional[int] = ..., registry_embedding_dimension: _Optional[int] = ...) -> None: ...

@@ -545,3 +545,13 @@ class ReconcileStoresResponse(_message.Message):
     masks_missing: int
     masks_removed: int
     def __init__(self, outbox_applied: _Optional[int] = ..., vectors_restored: _Optional[int] = ..., vectors_removed: _Optional[int] = ..., masks_missing: _Optional[int] = ..., masks_removed: _Optional[int] = ...) -> None: ...
+
+class GetRegistryInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RegistryInfo(_message.Message):
+    __slots__ = ("embedding_dimension",)
+    EMBEDDING_DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    embedding_dimension: int
+    def __init__(self, embedding_dimension: _Optional[int] = ...) -> None: ...

@@ -165,6 +165,11 @@ class RegistryServiceStub:
                 request_serializer=agentic__labeling_dot_v1_dot_registry__pb2.ReconcileStoresRequest.SerializeToString,
                 response_deserializer=agentic__labeling_dot_v1_dot_registry__pb2.ReconcileStoresResponse.FromString,
                 _registered_method=True)
+        self.GetRegistryInfo = channel.unary_unary(
+                '/agentic_labeling.v1.RegistryService/GetRegistryInfo',
+                request_serializer=agentic__labeling_dot_v1_dot_registry__pb2.GetRegistryInfoRequest.SerializeToString,
+                response_deserializer=agentic__labeling_dot_v1_dot_registry__pb2.RegistryInfo.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -356,6 +361,15 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRegistryInfo(self, request, context):
+        """Facts about this registry that its clients must agree with, e.g. the embedding length
+        it stores (the orchestrator compares it with the served DINOv2's at start-up). Cheap: no
+        store is scanned.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -483,6 +497,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.ReconcileStores,
                     request_deserializer=agentic__labeling_dot_v1_dot_registry__pb2.ReconcileStoresRequest.FromString,
                     response_serializer=agentic__labeling_dot_v1_dot_registry__pb2.ReconcileStoresResponse.SerializeToString,
+            ),
+            'GetRegistryInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRegistryInfo,
+                    request_deserializer=agentic__labeling_dot_v1_dot_registry__pb2.GetRegistryInfoRequest.FromString,
+                    response_serializer=agentic__labeling_dot_v1_dot_registry__pb2.RegistryInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1165,6 +1184,33 @@ class RegistryService:
             '/agentic_labeling.v1.RegistryService/ReconcileStores',
             agentic__labeling_dot_v1_dot_registry__pb2.ReconcileStoresRequest.SerializeToString,
             agentic__labeling_dot_v1_dot_registry__pb2.ReconcileStoresResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRegistryInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentic_labeling.v1.RegistryService/GetRegistryInfo',
+            agentic__labeling_dot_v1_dot_registry__pb2.GetRegistryInfoRequest.SerializeToString,
+            agentic__labeling_dot_v1_dot_registry__pb2.RegistryInfo.FromString,
             options,
             channel_credentials,
             insecure,
