@@ -43,7 +43,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import random
 import re
 import threading
@@ -61,6 +60,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from agentic_labeling.errors import Conflict, FailedPrecondition, Unavailable
+from agentic_labeling.local.processes import process_is_running
 
 __all__ = [
     "Database",
@@ -248,24 +248,14 @@ def start_embedded_postgres(pgdata: Path) -> EmbeddedPostgres:
 
 
 def _forget_dead_handles(path: Path) -> None:
-    """Drop PIDs of processes that no longer exist from pgserver's handle list."""
+    """Drop PIDs of processes that no longer run (gone, or zombies) from pgserver's handle list."""
     try:
         pids = json.loads(path.read_text())
     except (OSError, ValueError):
         return
-    alive = [pid for pid in pids if isinstance(pid, int) and _process_exists(pid)]
+    alive = [pid for pid in pids if isinstance(pid, int) and process_is_running(pid)]
     if alive != pids:
         path.write_text(json.dumps(alive))
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # --- The pool -----------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Where the real parts are, and what the session's mesh fixture hands to tests.
 
-The processes themselves are started by agentic_labeling.local_mesh, the same code that
-`make demo` uses.
+The processes themselves are started by agentic_labeling.local_mesh, on the one launcher that
+`alabel up` uses too (agentic_labeling.local.launcher).
 """
 
 from __future__ import annotations

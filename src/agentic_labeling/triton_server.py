@@ -4,7 +4,7 @@
 is live and every model of the repository is READY; `alabel triton start|stop|status` is built on
 it, with a state file (`TritonStateFile`) for a server that outlives the command.
 
-Traps handled, and why (each seen on these machines):
+Traps handled, and why (each seen on these machines; see DESIGN.md):
 
 - Where the binary is: `make setup` unpacks the tritonserver of the nvidia-pytriton wheel under
   the repository's `.triton/`; the NGC image has `tritonserver` on PATH or in /opt/tritonserver.
@@ -41,11 +41,10 @@ Traps handled, and why (each seen on these machines):
   gRPC, HTTP and metrics bind to `host`, loopback by default. Metrics (`--allow-metrics`) get
   their own port so the orchestrator can expose Triton's Prometheus endpoint.
 - Environment of the models: `ALABEL_*` variables of the caller are dropped (settings travel as
-  flags: one settings object for every process); `ALABEL_MODELS_DIR` is set from the launch when
-  given, `ALABEL_MAX_IMAGE_PIXELS` from the launch's `max_image_pixels` (the one setting the
-  orchestrator and the registry apply too), and `ALABEL_TORCH_THREADS` plus `OMP_NUM_THREADS`
-  cap each instance's threads (default: the CPUs divided by the number of models, at least 1)
-  so several instances do not oversubscribe 2 cores.
+  flags, DESIGN's one-settings-object rule); `ALABEL_MODELS_DIR` is set from the launch when
+  given, and `ALABEL_TORCH_THREADS` plus `OMP_NUM_THREADS` cap each instance's threads (default:
+  the CPUs divided by the number of models, at least 1) so several instances do not
+  oversubscribe 2 cores.
 - Logs: tritonserver's stdout and stderr go to one file, so the stubs' own output and
   tracebacks land beside Triton's log. The file is appended to, after a banner line naming the
   start, never overwritten (a second start must not wipe the log of a server still running).
@@ -64,7 +63,8 @@ Traps handled, and why (each seen on these machines):
   init does not reap: a zombie counts as stopped.
 - Background mode: the server gets its own session (it outlives the CLI and ignores the
   terminal's Ctrl-C); its pid and ports go to a JSON state file, written under a lock so two
-  starts cannot race. A state file whose pid is gone (or is no tritonserver) is stale.
+  starts cannot race. A state file whose pid is gone (or is another process now: it started
+  at another time, see `agentic_labeling.local.processes`) is stale.
 
 Instance kind (checked by running tritonserver 2.51 here, no GPU): `instance_group [{ kind:
 KIND_AUTO }]`, an instance group without `kind`, and no `instance_group` at all all give
@@ -78,7 +78,6 @@ model.py must follow `args["model_instance_kind"]` ("CPU" or "GPU") and
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import filecmp
 import importlib.metadata
@@ -86,7 +85,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -101,7 +99,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agentic_labeling.errors import FailedPrecondition, InvalidArgument, Unavailable
-from agentic_labeling.local_mesh import unused_port
+from agentic_labeling.local.addresses import client_address, is_loopback, unused_port
+from agentic_labeling.local.processes import (
+    process_is_running,
+    process_start_ticks,
+    stop_child,
+    stop_process,
+)
 from agentic_labeling.models.loading import check_hub_weights, check_models_dir
 from agentic_labeling.settings import ENV_PREFIX
 from agentic_labeling.state_file import StateFile
@@ -207,9 +211,6 @@ class TritonLaunch:
     # Threads per model instance (ALABEL_TORCH_THREADS, OMP_NUM_THREADS); None: see
     # default_torch_threads.
     torch_threads: int | None = None
-    # Settings.max_image_pixels, passed to the models as ALABEL_MAX_IMAGE_PIXELS so that Triton
-    # refuses what the orchestrator refuses; None: the setting's default.
-    max_image_pixels: int | None = None
     device: Device = "auto"
     shm_default_bytes: int = 16 * MiB
     shm_growth_bytes: int = 16 * MiB
@@ -240,8 +241,6 @@ class TritonLaunch:
                 raise InvalidArgument(f"{name} must be positive", field=name)
         if self.torch_threads is not None and self.torch_threads <= 0:
             raise InvalidArgument("torch_threads must be positive", field="torch_threads")
-        if self.max_image_pixels is not None and self.max_image_pixels <= 0:
-            raise InvalidArgument("max_image_pixels must be positive", field="max_image_pixels")
         if self.device not in ("auto", "cpu", "gpu"):
             raise InvalidArgument("device must be auto, cpu or gpu", field="device")
 
@@ -303,16 +302,6 @@ class TritonStatus:
         }
 
 
-def _client_host(host: str) -> str:
-    """Where a client reaches a server bound to `host` on this machine."""
-    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
-
-
-def _is_loopback(address: str) -> bool:
-    host = address.rsplit(":", 1)[0].strip("[]")
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 @dataclass
 class TritonHandle:
     """A tritonserver process: where it listens, its log, and how to stop it."""
@@ -327,6 +316,8 @@ class TritonHandle:
     started_at: float = field(default_factory=time.time)
     # The weights it serves (None: the hub ids); `alabel up` adopts only a server with its own.
     models_dir: Path | None = None
+    # When the process started (the PID-reuse guard); None in a state file written before it.
+    start_ticks: int | None = None
     # Set when this process started it (and must reap it); None when read from a state file.
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
     # Where this server's part of the (appended) log begins.
@@ -335,20 +326,20 @@ class TritonHandle:
     @property
     def address(self) -> str:
         """The gRPC address (host:port), what --triton-url and tritonclient take."""
-        return f"{_client_host(self.host)}:{self.grpc_port}"
+        return client_address(self.host, self.grpc_port)
 
     @property
     def http_url(self) -> str:
-        return f"http://{_client_host(self.host)}:{self.http_port}"
+        return f"http://{client_address(self.host, self.http_port)}"
 
     @property
     def metrics_url(self) -> str:
-        return f"http://{_client_host(self.host)}:{self.metrics_port}/metrics"
+        return f"http://{client_address(self.host, self.metrics_port)}/metrics"
 
     def is_running(self) -> bool:
         if self.process is not None:
             return self.process.poll() is None
-        return _is_tritonserver(self.pid)
+        return process_is_running(self.pid, self.start_ticks)
 
     def status(self, timeout_s: float = 5.0) -> TritonStatus:
         return query_status(self.address, timeout_s=timeout_s)
@@ -356,8 +347,8 @@ class TritonHandle:
     def stop(self, grace_s: float = 30.0) -> int | None:
         """SIGTERM, wait up to grace_s, then SIGKILL. The exit status when it was our child."""
         if self.process is not None:
-            return _stop_child(self.process, grace_s)
-        _stop_pid(self.pid, grace_s)
+            return stop_child(self.process, grace_s).exit_status
+        stop_process(self.pid, self.start_ticks, grace_s, name="tritonserver")
         return None
 
     def to_json(self) -> dict[str, object]:
@@ -374,6 +365,7 @@ class TritonHandle:
             "model_repository": str(self.model_repository),
             "models_dir": None if self.models_dir is None else str(self.models_dir),
             "started_at": self.started_at,
+            "start_ticks": self.start_ticks,
         }
 
     @classmethod
@@ -388,68 +380,8 @@ class TritonHandle:
             model_repository=Path(data["model_repository"]),
             started_at=float(data["started_at"]),
             models_dir=Path(data["models_dir"]) if data.get("models_dir") else None,
+            start_ticks=int(data["start_ticks"]) if data.get("start_ticks") is not None else None,
         )
-
-
-def _process_state(pid: int) -> str | None:
-    """The state letter of /proc/<pid>/stat (R, S, Z, ...), None when there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[0]
-
-
-def _pid_running(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie (nobody may reap an orphan here)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return _process_state(pid) not in ("Z", "X")
-
-
-def _is_tritonserver(pid: int) -> bool:
-    """A live process that is a tritonserver (guards against a pid reused by something else)."""
-    if not _pid_running(pid):
-        return False
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-    except OSError:
-        return True  # no /proc: trust the pid
-    return Path(os.fsdecode(command)).name == "tritonserver"
-
-
-def _stop_child(process: subprocess.Popen[bytes], grace_s: float) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        return process.wait()
-
-
-def _wait_gone(pid: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while _pid_running(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(_POLL_S)
-    return True
-
-
-def _stop_pid(pid: int, grace_s: float) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    if _wait_gone(pid, grace_s):
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    if not _wait_gone(pid, 10.0):
-        raise Unavailable(f"tritonserver (pid {pid}) survived SIGKILL")
 
 
 # --- starting --------------------------------------------------------------------------------
@@ -529,8 +461,6 @@ def triton_environment(
     if launch.models_dir is not None:
         env[ENV_PREFIX + "MODELS_DIR"] = str(launch.models_dir.expanduser().resolve())
     env[ENV_PREFIX + "TORCH_THREADS"] = str(torch_threads)
-    if launch.max_image_pixels is not None:
-        env[ENV_PREFIX + "MAX_IMAGE_PIXELS"] = str(launch.max_image_pixels)
     env["OMP_NUM_THREADS"] = str(torch_threads)
     if launch.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
@@ -629,6 +559,7 @@ def start_triton(launch: TritonLaunch) -> TritonHandle:
         log_file=log_file,
         model_repository=launch.model_repository.resolve(),
         models_dir=None if launch.models_dir is None else launch.models_dir.expanduser().resolve(),
+        start_ticks=process_start_ticks(process.pid),
         process=process,
         log_start=log_start,
     )
@@ -796,7 +727,7 @@ def query_status(address: str, timeout_s: float = 5.0) -> TritonStatus:
     import tritonclient.grpc as triton_grpc
     from tritonclient.utils import InferenceServerException
 
-    channel_args = [("grpc.enable_http_proxy", 0)] if _is_loopback(address) else None
+    channel_args = [("grpc.enable_http_proxy", 0)] if is_loopback(address) else None
     client = triton_grpc.InferenceServerClient(address, channel_args=channel_args)
     try:
         live = bool(client.is_server_live(client_timeout=timeout_s))

@@ -26,8 +26,8 @@ from conftest import registry_data_dir
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from agentic_labeling.cli import cli
-from agentic_labeling.cli.mesh_processes import process_is_running, process_start_ticks
-from agentic_labeling.local_mesh import unused_port
+from agentic_labeling.local.addresses import unused_port
+from agentic_labeling.local.processes import process_is_running, process_start_ticks
 from agentic_labeling.triton_server import TritonHandle, query_status
 from agentic_labeling.v1 import labeling_pb2, labeling_pb2_grpc
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentic_labeling.cli.mesh_processes import process_is_running
+from agentic_labeling.local.processes import process_is_running
 from agentic_labeling.state_file import StateFile
 
 __all__ = ["Component", "MeshState", "MeshStateFile"]
