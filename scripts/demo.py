@@ -76,7 +76,7 @@ def main() -> int:
         "The models here have TINY RANDOM WEIGHTS: the pipeline, serving, registry and search "
         "are real, the labels are meaningless. For real labels, put Florence-2, SAM2 and "
         "DINOv2 checkpoints (transformers format) under DIR/florence2, DIR/sam2, DIR/dinov2 and "
-        "run `alabel --models-dir DIR --embedding-dimension 768 up`."
+        "run `alabel --models-dir DIR up`."
     )
     with tempfile.TemporaryDirectory(prefix="alabel-demo-") as tmp:
         work = Path(tmp)
@@ -85,7 +85,6 @@ def main() -> int:
         console.print(f"{len(PHOTOS)} photographs from scikit-image in {photos}")
         export("ALABEL_DATA_DIR", str(work / "data"))
         export("ALABEL_MODELS_DIR", str(work / "models"))
-        export("ALABEL_EMBEDDING_DIMENSION", "32")  # the tiny DINOv2's; 768 for DINOv2 base
         for port in ("REGISTRY", "ORCHESTRATOR", "REGISTRY_METRICS", "ORCHESTRATOR_METRICS"):
             export(f"ALABEL_{port}_PORT", "0")  # any free port: never clash with a running mesh
         export("ALABEL_LOG_FORMAT", "text")
@@ -109,9 +108,8 @@ def main() -> int:
         export("ALABEL_ORCHESTRATOR_URL", addresses["orchestrator"])
         try:
             console.rule("Label the photographs, then run the same command again")
-            # Random weights give near-zero confidences: keep every box (threshold 0).
-            label = ["label", str(photos), "--classes", CLASSES]
-            label += ["--box-threshold", "0", "--max-objects", "3"]
+            # The tiny models' marker makes `alabel label` warn once and keep every box.
+            label = ["label", str(photos), "--classes", CLASSES, "--max-objects", "3"]
             alabel(*label)
             alabel(*label)
             console.rule("What the registry holds")
