@@ -3,11 +3,10 @@
 A few calls, the ones AutoLabel needs (create or get a source, add a frame, create a batch of
 objects, list the objects of a source), each with a deadline. Failures come back as domain
 errors, never as `grpc.RpcError`, keeping the registry's reason, metadata and field
-violations: INVALID_ARGUMENT is InvalidArgument, NOT_FOUND NotFound, ALREADY_EXISTS
-AlreadyExists, ABORTED Conflict, FAILED_PRECONDITION FailedPrecondition, RESOURCE_EXHAUSTED
-ResourceExhausted, DEADLINE_EXCEEDED DeadlineExceeded, CANCELLED Cancelled, UNIMPLEMENTED
-Unimplemented; UNAVAILABLE, and whatever else says the registry itself failed (INTERNAL,
-UNKNOWN, DATA_LOSS, ...), is Unavailable: the request was fine, retrying later may work.
+violations: each code becomes the class that declares it in `errors.py` (INVALID_ARGUMENT is
+InvalidArgument, NOT_FOUND NotFound, ABORTED Conflict, ...); UNAVAILABLE, and whatever else
+says the registry itself failed (INTERNAL, UNKNOWN, DATA_LOSS, ...), is Unavailable: the
+request was fine, retrying later may work.
 """
 
 from __future__ import annotations
@@ -19,20 +18,15 @@ from typing import Any, TypeVar
 
 import grpc
 
+from agentic_labeling.channel_options import channel_options
 from agentic_labeling.errors import (
-    AlreadyExists,
-    Cancelled,
-    Conflict,
-    DeadlineExceeded,
     DomainError,
-    FailedPrecondition,
     InvalidArgument,
     NotFound,
-    ResourceExhausted,
     Unavailable,
     Unimplemented,
 )
-from agentic_labeling.servers.error_status import rpc_error_details
+from agentic_labeling.rpc_status import error_class_for, rpc_error_details
 from agentic_labeling.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 
 __all__ = ["LIST_PAGE_SIZE", "RegistryClient"]
@@ -43,15 +37,6 @@ _SERVICE = "agentic_labeling.v1.RegistryService"
 
 Reply = TypeVar("Reply")
 
-_PLAIN_ERRORS: dict[grpc.StatusCode, type[DomainError]] = {
-    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
-    grpc.StatusCode.ABORTED: Conflict,
-    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
-    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
-    grpc.StatusCode.CANCELLED: Cancelled,
-}
-
 
 def domain_error(err: grpc.RpcError, method: str, address: str) -> DomainError:
     """The domain error a failed registry call stands for (see the module docstring)."""
@@ -59,22 +44,22 @@ def domain_error(err: grpc.RpcError, method: str, address: str) -> DomainError:
     metadata = {**details.metadata, "service": "registry"}
     reason = details.reason or None
     code = details.code
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
+    error_class = error_class_for(code)
+    if error_class is InvalidArgument:
         return InvalidArgument(
             details.message,
             violations=list(details.field_violations),
             reason=reason,
             metadata=metadata,
         )
-    if code == grpc.StatusCode.NOT_FOUND:
+    if error_class is NotFound:
         return NotFound(
             details.resource_type or "resource", details.resource_name or details.message
         )
-    if code == grpc.StatusCode.UNIMPLEMENTED:
+    if error_class is Unimplemented:
         return Unimplemented(f"{_SERVICE}.{method}")
-    plain = _PLAIN_ERRORS.get(code)
-    if plain is not None:
-        return plain(f"registry: {details.message}", reason=reason, metadata=metadata)
+    if error_class is not None and error_class is not Unavailable:
+        return error_class(f"registry: {details.message}", reason=reason, metadata=metadata)
     return Unavailable(
         f"registry at {address} failed {method}: {code.name}: {details.message}",
         reason="REGISTRY_UNAVAILABLE",
@@ -95,11 +80,7 @@ class RegistryClient:
         self.url = url
         self.deadline_s = deadline_s
         self._channel = grpc.aio.insecure_channel(
-            url,
-            options=[
-                ("grpc.max_send_message_length", max_message_bytes),
-                ("grpc.max_receive_message_length", max_message_bytes),
-            ],
+            url, options=channel_options(url, max_message_bytes=max_message_bytes)
         )
         self._stub = registry_pb2_grpc.RegistryServiceStub(self._channel)  # type: ignore[no-untyped-call]
 

@@ -2,24 +2,29 @@
 
 It encodes inputs as the configs in model_repository/ declare them, decodes the outputs into
 numpy arrays, sends a deadline with every call, and turns Triton's errors into our domain
-errors: a request Triton refused as INVALID_ARGUMENT stays InvalidArgument (the image or boxes
-were bad), an unreachable server or an unloaded model is Unavailable, a passed deadline is
-DeadlineExceeded.
+errors by their gRPC status code, each read as the class that declares it in `errors.py`: a
+request Triton refused as INVALID_ARGUMENT stays InvalidArgument (the image or boxes were bad),
+DEADLINE_EXCEEDED is DeadlineExceeded, RESOURCE_EXHAUSTED ResourceExhausted; an unreachable
+server, an unloaded model (NOT_FOUND), a crashed stub (INTERNAL) or an error tritonclient
+raised itself, with no code, is Unavailable.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import grpc
 import numpy as np
 import numpy.typing as npt
 from tritonclient.grpc import InferInput, InferRequestedOutput
 from tritonclient.grpc import aio as triton_aio
 from tritonclient.utils import InferenceServerException
 
+from agentic_labeling.channel_options import channel_options
 from agentic_labeling.errors import (
     DeadlineExceeded,
     DomainError,
@@ -28,6 +33,7 @@ from agentic_labeling.errors import (
     Unavailable,
 )
 from agentic_labeling.models.mask_codec import pack_masks, unpack_masks
+from agentic_labeling.rpc_status import error_class_for
 
 __all__ = ["DetectedBoxes", "ModelNames", "SegmentedBoxes", "TritonModels"]
 
@@ -58,18 +64,31 @@ class SegmentedBoxes:
     predicted_iou: npt.NDArray[np.float32]  # (n,)
 
 
+def _status_code(exc: InferenceServerException) -> grpc.StatusCode | None:
+    """The gRPC code of a Triton error: tritonclient writes it as `str(grpc.StatusCode.X)`
+    ("StatusCode.X"), and None for errors it raises itself, before anything is sent."""
+    status = exc.status()
+    if not status:
+        return None
+    with contextlib.suppress(KeyError):
+        return grpc.StatusCode[str(status).removeprefix("StatusCode.")]
+    return None
+
+
 def _domain_error(exc: InferenceServerException, model: str) -> DomainError:
-    status = str(exc.status() or "")
     message = f"{model}: {exc.message()}"
-    if "INVALID_ARGUMENT" in status:
-        return InvalidArgument(message, reason="MODEL_REFUSED_INPUT", metadata={"model": model})
-    if "DEADLINE_EXCEEDED" in status:
-        return DeadlineExceeded(message, metadata={"model": model})
-    if "RESOURCE_EXHAUSTED" in status:
-        return ResourceExhausted(message, metadata={"model": model})
-    # UNAVAILABLE, a model that is not loaded (NOT_FOUND), a crashed stub (INTERNAL): the
-    # caller cannot fix the request; retrying later, or against a healthy server, may work.
-    return Unavailable(message, reason="MODEL_UNAVAILABLE", metadata={"model": model})
+    metadata = {"model": model}
+    code = _status_code(exc)
+    error_class = error_class_for(code) if code is not None else None
+    if error_class is InvalidArgument:
+        # Triton refused an input: the request, not the server, was wrong.
+        return InvalidArgument(message, reason="MODEL_REFUSED_INPUT", metadata=metadata)
+    if error_class is DeadlineExceeded or error_class is ResourceExhausted:
+        return error_class(message, metadata=metadata)
+    # Any other code (UNAVAILABLE, a model that is not loaded: NOT_FOUND, a crashed stub:
+    # INTERNAL) says nothing about the request: retrying later, or against a healthy server,
+    # may work.
+    return Unavailable(message, reason="MODEL_UNAVAILABLE", metadata=metadata)
 
 
 def _bytes_input(name: str, data: bytes) -> InferInput:
@@ -110,11 +129,7 @@ class TritonModels:
         self.names = names or ModelNames()
         self.deadline_s = deadline_s
         self._client = triton_aio.InferenceServerClient(
-            url,
-            channel_args=[
-                ("grpc.max_send_message_length", max_message_bytes),
-                ("grpc.max_receive_message_length", max_message_bytes),
-            ],
+            url, channel_args=channel_options(url, max_message_bytes=max_message_bytes)
         )
 
     async def __aenter__(self) -> TritonModels:

@@ -50,12 +50,13 @@ from collections.abc import AsyncGenerator, AsyncIterable
 from google.protobuf import duration_pb2
 
 from agentic_labeling.errors import DomainError, FailedPrecondition, InvalidArgument
+from agentic_labeling.rpc_status import status_code_for
 from agentic_labeling.servers.auto_label_requests import (
     LabelingConfig,
     check_client_id,
     check_config,
 )
-from agentic_labeling.servers.error_status import status_code_for, status_message
+from agentic_labeling.servers.error_status import status_message
 from agentic_labeling.servers.labeling_pipeline import Deadline, LabelingPipeline, VideoSources
 from agentic_labeling.servers.labeling_window import LabelingWindow
 from agentic_labeling.servers.metrics import LabelingMetrics

@@ -1,28 +1,26 @@
-"""The one place where domain errors become gRPC statuses, and where clients read them back.
+"""The one place where domain errors become gRPC statuses, on the server.
 
-Server side:
-- `to_rpc_status(exc)` maps a `DomainError` to a `google.rpc.Status`: the code that says what
-  happened, the error's message, and details a client can act on (always an `ErrorInfo` with
-  domain "agentic-labeling", the stable reason and the metadata; a `BadRequest` naming each bad
-  field for `InvalidArgument`; a `ResourceInfo` for `NotFound`).
+- `to_rpc_status(exc)` maps a `DomainError` to a `google.rpc.Status`: the code its class
+  declares (`errors.py`, read through `rpc_status.status_code_for`), the error's message, and
+  details a client can act on (always an `ErrorInfo` with domain "agentic-labeling", the stable
+  reason and the metadata; a `BadRequest` naming each bad field for `InvalidArgument`; a
+  `ResourceInfo` for `NotFound`).
 - `status_message(exc)` does the same for any exception without ending the RPC, for streams
   that report a failed item inside its response message; an unexpected exception is logged with
   its traceback and becomes a generic INTERNAL status that leaks nothing.
 - `DomainErrorInterceptor` applies that mapping to every handler of a grpc.aio server, so
   handlers just raise.
 
-Client side: `rpc_error_details(err)` / `describe_rpc_error(err)` turn a `grpc.RpcError` back
-into code, message, reason and field violations (for the CLI and for logs).
+Reading a status back (clients, the CLI) lives in `agentic_labeling.rpc_status`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import inspect
+import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import grpc
@@ -31,55 +29,25 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped,unused-ignore]
 from grpc_status import rpc_status
 
-from agentic_labeling.errors import (
-    AlreadyExists,
-    Cancelled,
-    Conflict,
-    DeadlineExceeded,
-    DomainError,
-    FailedPrecondition,
-    FieldViolation,
-    InvalidArgument,
-    NotFound,
-    ResourceExhausted,
-    Unavailable,
-    Unimplemented,
+from agentic_labeling.errors import DomainError, InvalidArgument, NotFound
+from agentic_labeling.rpc_status import ERROR_DOMAIN, status_code_for
+from agentic_labeling.servers.handler_wrapping import (
+    CallHooks,
+    Deserializer,
+    HandlerShape,
+    WrappingInterceptor,
 )
 
 __all__ = [
-    "ERROR_DOMAIN",
     "INTERNAL_REASON",
     "DomainErrorInterceptor",
-    "RpcErrorDetails",
-    "describe_rpc_error",
-    "rpc_error_details",
-    "status_code_for",
-    "status_details",
     "status_message",
     "to_rpc_status",
 ]
 
 logger = logging.getLogger(__name__)
 
-ERROR_DOMAIN = "agentic-labeling"
 INTERNAL_REASON = "INTERNAL"
-
-# Looked up along the exception's MRO, so a subclass (say `TooManyPixels(ResourceExhausted)`)
-# gets its parent's code without being listed here.
-_CODES: dict[type[DomainError], grpc.StatusCode] = {
-    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
-    NotFound: grpc.StatusCode.NOT_FOUND,
-    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
-    Conflict: grpc.StatusCode.ABORTED,
-    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
-    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    Unavailable: grpc.StatusCode.UNAVAILABLE,
-    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
-    Cancelled: grpc.StatusCode.CANCELLED,
-    Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
-}
-
-_DETAILS_KEY = "grpc-status-details-bin"
 
 # A status travels in the trailers, and gRPC clients refuse trailers above 8 KiB by default
 # (the call then fails with RESOURCE_EXHAUSTED instead of the real error). A batch with
@@ -87,15 +55,6 @@ _DETAILS_KEY = "grpc-status-details-bin"
 _TRAILER_STATUS_BUDGET = 4096
 _TRAILER_MESSAGE_BYTES = 512
 _TRAILER_TEXT_BYTES = 200
-
-
-def status_code_for(exc: DomainError) -> grpc.StatusCode:
-    """The gRPC code for a domain error; a bare `DomainError` (no category) is UNKNOWN."""
-    for cls in type(exc).__mro__:
-        code = _CODES.get(cls)
-        if code is not None:
-            return code
-    return grpc.StatusCode.UNKNOWN
 
 
 def _packed(message: Any) -> any_pb2.Any:
@@ -277,65 +236,30 @@ def _fail_sync(context: Any, exc: Exception, method: str) -> None:
     context.set_trailing_metadata(tuple(status.trailing_metadata))
 
 
-Behavior = Callable[[Any, Any], Any]
+class _GuardedCall(CallHooks):
+    """One call of a handler: an exception it raises ends the RPC with the mapped status.
 
-
-def _guard(behavior: Behavior, method: str, response_streaming: bool) -> Behavior:
-    """Wrap one handler function, keeping its shape (grpc.aio dispatches on that shape).
-
-    grpc.aio calls coroutine functions and async generator functions on the loop, and plain
-    functions and generators in a thread with a synchronous context; each keeps its kind.
     `grpc.aio.AbortError` (an async handler called `context.abort` on purpose) passes
     through untouched, as does cancellation (a BaseException, never caught here).
     """
-    if inspect.isasyncgenfunction(behavior):
 
-        async def guarded_stream(request: Any, context: Any) -> AsyncIterator[Any]:
-            try:
-                _refuse_undecodable(request)
-                async with contextlib.aclosing(behavior(request, context)) as responses:
-                    async for response in responses:
-                        yield response
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                await _abort(context, exc, method)
+    def __init__(self, context: Any, method: str) -> None:
+        super().__init__(context)
+        self._method = method
 
-        return guarded_stream
+    def begin(self, request: Any) -> Any:
+        _refuse_undecodable(request)
+        return request
 
-    if inspect.iscoroutinefunction(behavior):
+    async def failed(self, error: BaseException) -> None:
+        if isinstance(error, Exception) and not isinstance(error, grpc.aio.AbortError):
+            await _abort(self.context, error, self._method)
+        raise error
 
-        async def guarded_call(request: Any, context: Any) -> Any:
-            try:
-                _refuse_undecodable(request)
-                return await behavior(request, context)
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                await _abort(context, exc, method)
-
-        return guarded_call
-
-    if response_streaming:
-
-        def guarded_sync_stream(request: Any, context: Any) -> Iterator[Any]:
-            try:
-                _refuse_undecodable(request)
-                yield from behavior(request, context)
-            except Exception as exc:
-                _fail_sync(context, exc, method)
-
-        return guarded_sync_stream
-
-    def guarded_sync_call(request: Any, context: Any) -> Any:
-        try:
-            _refuse_undecodable(request)
-            return behavior(request, context)
-        except Exception as exc:
-            _fail_sync(context, exc, method)
-            return None
-
-    return guarded_sync_call
+    def failed_sync(self, error: BaseException) -> None:
+        if not isinstance(error, Exception):
+            raise error
+        _fail_sync(self.context, error, self._method)
 
 
 @dataclass(frozen=True)
@@ -370,136 +294,15 @@ def _refuse_undecodable(request: Any) -> None:
         )
 
 
-def _guard_handler(handler: Any, method: str) -> Any:
-    serializers = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    # Unary requests only: a streamed request's messages reach the handler's own loop.
-    unary_request = {**serializers, "request_deserializer": _tolerant(handler.request_deserializer)}
-    if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(
-            _guard(handler.unary_unary, method, False), **unary_request
-        )
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(
-            _guard(handler.unary_stream, method, True), **unary_request
-        )
-    if handler.stream_unary is not None:
-        return grpc.stream_unary_rpc_method_handler(
-            _guard(handler.stream_unary, method, False), **serializers
-        )
-    if handler.stream_stream is not None:
-        return grpc.stream_stream_rpc_method_handler(
-            _guard(handler.stream_stream, method, True), **serializers
-        )
-    return handler  # pragma: no cover - a handler always has exactly one behavior
-
-
-class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class DomainErrorInterceptor(WrappingInterceptor):
     """Ends an RPC whose handler raised with the mapped status; the server stays up.
 
     `DomainError` → its code with google.rpc details (trimmed to fit the trailers);
     any other exception → logged with its traceback, INTERNAL with a generic message.
     """
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[Any], Awaitable[Any]],
-        handler_call_details: Any,
-    ) -> Any:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None  # unknown method: gRPC answers UNIMPLEMENTED itself
-        return _guard_handler(handler, handler_call_details.method)
+    def hooks(self, method: str, shape: HandlerShape) -> Callable[[Any], CallHooks]:
+        return functools.partial(_GuardedCall, method=method)
 
-
-@dataclass(frozen=True)
-class RpcErrorDetails:
-    """What a failed RPC said, read back from its status and google.rpc details."""
-
-    code: grpc.StatusCode
-    message: str
-    reason: str = ""
-    domain: str = ""
-    metadata: dict[str, str] = field(default_factory=dict)
-    field_violations: tuple[FieldViolation, ...] = ()
-    resource_type: str = ""
-    resource_name: str = ""
-
-
-def _rich_status(err: grpc.RpcError) -> status_pb2.Status | None:
-    trailing = getattr(err, "trailing_metadata", None)
-    pairs = trailing() if callable(trailing) else None
-    for key, value in pairs or ():
-        if key == _DETAILS_KEY and isinstance(value, bytes):
-            with contextlib.suppress(Exception):
-                return status_pb2.Status.FromString(value)
-    return None
-
-
-def rpc_error_details(err: grpc.RpcError) -> RpcErrorDetails:
-    """Code, message, reason, metadata, field violations and resource of a failed RPC.
-
-    Works for sync and grpc.aio errors; details the server did not send are left empty.
-    """
-    code_of = getattr(err, "code", None)
-    details_of = getattr(err, "details", None)
-    code = code_of() if callable(code_of) else None
-    message = details_of() if callable(details_of) else None
-    rich = _rich_status(err)
-    return _details(
-        code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN,
-        message if isinstance(message, str) else str(err),
-        rich.details if rich is not None else (),
-    )
-
-
-def status_details(status: status_pb2.Status) -> RpcErrorDetails:
-    """The same reading of a google.rpc.Status carried in a message (an operation's error)."""
-    code = next((c for c in grpc.StatusCode if c.value[0] == status.code), grpc.StatusCode.UNKNOWN)
-    return _details(code, status.message, status.details)
-
-
-def _details(
-    code: grpc.StatusCode, message: str, details: Iterable[any_pb2.Any]
-) -> RpcErrorDetails:
-    found: dict[str, Any] = {}
-    violations: list[FieldViolation] = []
-    for detail in details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            found.update(reason=info.reason, domain=info.domain, metadata=dict(info.metadata))
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad_request = error_details_pb2.BadRequest()
-            detail.Unpack(bad_request)
-            violations.extend(
-                FieldViolation(field=v.field, description=v.description)
-                for v in bad_request.field_violations
-            )
-        elif detail.Is(error_details_pb2.ResourceInfo.DESCRIPTOR):
-            resource = error_details_pb2.ResourceInfo()
-            detail.Unpack(resource)
-            found.update(resource_type=resource.resource_type, resource_name=resource.resource_name)
-    return RpcErrorDetails(code=code, message=message, field_violations=tuple(violations), **found)
-
-
-def describe_rpc_error(err: grpc.RpcError) -> str:
-    """A few human lines for a failed RPC, for the CLI; for example (two lines)
-    `INVALID_ARGUMENT: bbox must lie inside the image (reason: BAD_BBOX)` followed by
-    `  objects[3].bbox.width: must be positive`.
-    """
-    info = rpc_error_details(err)
-    line = f"{info.code.name}: {info.message}"
-    facts = [f"reason: {info.reason}"] if info.reason else []
-    facts += [f"{key}: {value}" for key, value in sorted(info.metadata.items())]
-    if facts:
-        line = f"{line} ({', '.join(facts)})"
-    lines = [line]
-    # A violation that only repeats the message adds just its field name.
-    lines += [
-        f"  field: {v.field}" if v.description == info.message else f"  {v.field}: {v.description}"
-        for v in info.field_violations
-    ]
-    return "\n".join(lines)
+    def unary_request_deserializer(self, deserializer: Deserializer) -> Deserializer:
+        return _tolerant(deserializer)

@@ -43,12 +43,11 @@ Rates are computed by Prometheus from the counters, for example:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import inspect
+import functools
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 from wsgiref.simple_server import WSGIRequestHandler, make_server
@@ -57,6 +56,13 @@ import grpc
 from google.protobuf import descriptor_pool
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
+
+from agentic_labeling.servers.handler_wrapping import (
+    HANDLER_SHAPES,
+    CallHooks,
+    HandlerShape,
+    WrappingInterceptor,
+)
 
 __all__ = [
     "IMAGE_OUTCOMES",
@@ -90,20 +96,13 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
 _METHOD_LABELS = ("grpc_service", "grpc_method", "grpc_type")
 _OK = grpc.StatusCode.OK
 
-# (handler attribute, request streaming, response streaming, grpc_type, handler constructor)
-_HANDLER_SHAPES: tuple[tuple[str, bool, bool, str, Callable[..., Any]], ...] = (
-    ("unary_unary", False, False, "unary", grpc.unary_unary_rpc_method_handler),
-    ("unary_stream", False, True, "server_stream", grpc.unary_stream_rpc_method_handler),
-    ("stream_unary", True, False, "client_stream", grpc.stream_unary_rpc_method_handler),
-    ("stream_stream", True, True, "bidi_stream", grpc.stream_stream_rpc_method_handler),
-)
-
 
 def _rpc_type(request_streaming: bool, response_streaming: bool) -> str:
     return next(
-        kind
-        for _, requests, responses, kind, _ in _HANDLER_SHAPES
-        if (requests, responses) == (request_streaming, response_streaming)
+        shape.rpc_type
+        for shape in HANDLER_SHAPES
+        if (shape.request_streaming, shape.response_streaming)
+        == (request_streaming, response_streaming)
     )
 
 
@@ -240,91 +239,29 @@ def _incoming(request: Any, rpc: _Rpc, request_streaming: bool) -> Any:
     return request
 
 
-Behavior = Callable[[Any, Any], Any]
+class _RecordedCall(CallHooks):
+    """One call of a handler, counted and timed: from its start to the status it ends with."""
+
+    def __init__(self, context: Any, metrics: _MethodMetrics, shape: HandlerShape) -> None:
+        self._rpc = _Rpc(metrics)
+        self._recording = _RecordingContext(context, self._rpc)
+        super().__init__(self._recording)
+        self._shape = shape
+
+    def begin(self, request: Any) -> Any:
+        return _incoming(request, self._rpc, self._shape.request_streaming)
+
+    def streamed(self) -> None:
+        self._rpc.sent()
+
+    def finish(self, error: BaseException | None, response: Any) -> None:
+        code = self._recording.final_code(error)
+        if not self._shape.response_streaming and response is not None and code is _OK:
+            self._rpc.sent()
+        self._rpc.finish(code)
 
 
-def _recorded(
-    behavior: Behavior, metrics: _MethodMetrics, request_streaming: bool, response_streaming: bool
-) -> Behavior:
-    """Wrap one handler function, keeping its kind: grpc.aio dispatches on it (coroutine
-    function, async generator function, plain function, plain generator function)."""
-
-    def unary_sent(rpc: _Rpc, response: Any, code: grpc.StatusCode) -> None:
-        if not response_streaming and response is not None and code is _OK:
-            rpc.sent()
-
-    if inspect.isasyncgenfunction(behavior):
-
-        async def recorded_stream(request: Any, context: Any) -> AsyncIterator[Any]:
-            rpc = _Rpc(metrics)
-            recording = _RecordingContext(context, rpc)
-            error: BaseException | None = None
-            try:
-                responses = behavior(_incoming(request, rpc, request_streaming), recording)
-                async with contextlib.aclosing(responses):
-                    async for response in responses:
-                        rpc.sent()
-                        yield response
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                rpc.finish(recording.final_code(error))
-
-        return recorded_stream
-
-    if inspect.iscoroutinefunction(behavior):
-
-        async def recorded_call(request: Any, context: Any) -> Any:
-            rpc = _Rpc(metrics)
-            recording = _RecordingContext(context, rpc)
-            try:
-                response = await behavior(_incoming(request, rpc, request_streaming), recording)
-            except BaseException as exc:
-                rpc.finish(recording.final_code(exc))
-                raise
-            code = recording.final_code(None)
-            unary_sent(rpc, response, code)
-            rpc.finish(code)
-            return response
-
-        return recorded_call
-
-    if inspect.isgeneratorfunction(behavior):
-
-        def recorded_sync_stream(request: Any, context: Any) -> Iterator[Any]:
-            rpc = _Rpc(metrics)
-            recording = _RecordingContext(context, rpc)
-            error: BaseException | None = None
-            try:
-                for response in behavior(_incoming(request, rpc, request_streaming), recording):
-                    rpc.sent()
-                    yield response
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                rpc.finish(recording.final_code(error))
-
-        return recorded_sync_stream
-
-    def recorded_sync_call(request: Any, context: Any) -> Any:
-        rpc = _Rpc(metrics)
-        recording = _RecordingContext(context, rpc)
-        try:
-            response = behavior(_incoming(request, rpc, request_streaming), recording)
-        except BaseException as exc:
-            rpc.finish(recording.final_code(exc))
-            raise
-        code = recording.final_code(None)
-        unary_sent(rpc, response, code)
-        rpc.finish(code)
-        return response
-
-    return recorded_sync_call
-
-
-class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class RpcMetricsInterceptor(WrappingInterceptor):
     """Counts and times every RPC of a grpc.aio server into `registry`.
 
     Install it first (outermost), before `DomainErrorInterceptor`, so it sees the status code
@@ -414,24 +351,9 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 rpc_type = _rpc_type(method.client_streaming, method.server_streaming)
                 self._method_metrics(f"/{service.full_name}/{method.name}", rpc_type)
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[Any], Any],
-        handler_call_details: Any,
-    ) -> Any:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None  # unknown method: gRPC answers UNIMPLEMENTED, nothing is recorded
-        for attribute, request_streaming, response_streaming, rpc_type, make in _HANDLER_SHAPES:
-            behavior = getattr(handler, attribute)
-            if behavior is not None:
-                metrics = self._method_metrics(handler_call_details.method, rpc_type)
-                return make(
-                    _recorded(behavior, metrics, request_streaming, response_streaming),
-                    request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer,
-                )
-        return handler  # pragma: no cover - a handler always has exactly one behavior
+    def hooks(self, method: str, shape: HandlerShape) -> Callable[[Any], CallHooks]:
+        metrics = self._method_metrics(method, shape.rpc_type)
+        return functools.partial(_RecordedCall, metrics=metrics, shape=shape)
 
 
 # --- labeling metrics --------------------------------------------------------------------

@@ -1,14 +1,18 @@
 """Domain errors, raised where the fact is known.
 
-Each class names what went wrong in the user's terms; `servers/error_status.py` is the one
-place that turns them into gRPC status codes with google.rpc details. Library code (registry,
-clients, models) raises these and never imports grpc.
+Each class names what went wrong in the user's terms and declares, once, the gRPC status code
+it travels as (`grpc_code`, by name, so this module stays free of grpc). Everything else derives
+from that declaration, after python-api-core's `exceptions.py`: the server's mapping
+(`servers/error_status.py`), and the clients' reverse mapping through `error_class_for_code`
+(`rpc_status.py`, `clients/`). Library code (registry, clients, models) raises these and never
+imports grpc.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 __all__ = [
     "AlreadyExists",
@@ -23,7 +27,11 @@ __all__ = [
     "ResourceExhausted",
     "Unavailable",
     "Unimplemented",
+    "error_class_for_code",
 ]
+
+# gRPC code name -> the class that declared it first: the reverse of `grpc_code`.
+_CLASS_FOR_CODE: dict[str, type[DomainError]] = {}
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,16 @@ class DomainError(Exception):
     """
 
     default_reason = "ERROR"
+    # The gRPC status code's name; a subclass inherits its parent's (a bare DomainError, with
+    # no category, is UNKNOWN). Declaring it registers the class for `error_class_for_code`.
+    grpc_code: ClassVar[str] = "UNKNOWN"
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "grpc_code" in cls.__dict__:
+            # The first declaration wins: a later, narrower class with the same code (say
+            # `TooManyPixels(ResourceExhausted)`) must not become what every client reads back.
+            _CLASS_FOR_CODE.setdefault(cls.grpc_code, cls)
 
     def __init__(
         self,
@@ -59,6 +77,7 @@ class DomainError(Exception):
 class InvalidArgument(DomainError):
     """The request itself is wrong, whatever the state of the system."""
 
+    grpc_code = "INVALID_ARGUMENT"
     default_reason = "INVALID_ARGUMENT"
 
     def __init__(
@@ -80,6 +99,7 @@ class InvalidArgument(DomainError):
 class NotFound(DomainError):
     """A named resource does not exist."""
 
+    grpc_code = "NOT_FOUND"
     default_reason = "NOT_FOUND"
 
     def __init__(self, resource_type: str, name: str, *, reason: str | None = None) -> None:
@@ -95,48 +115,56 @@ class NotFound(DomainError):
 class AlreadyExists(DomainError):
     """The resource the request would create exists already."""
 
+    grpc_code = "ALREADY_EXISTS"
     default_reason = "ALREADY_EXISTS"
 
 
 class Conflict(DomainError):
     """A concurrent change won (maps to ABORTED: the client may retry the whole operation)."""
 
+    grpc_code = "ABORTED"
     default_reason = "CONFLICT"
 
 
 class FailedPrecondition(DomainError):
     """The system is not in a state that allows the request (e.g. a category still in use)."""
 
+    grpc_code = "FAILED_PRECONDITION"
     default_reason = "FAILED_PRECONDITION"
 
 
 class ResourceExhausted(DomainError):
     """A limit was reached: too many pixels, too many objects in a batch, a full queue."""
 
+    grpc_code = "RESOURCE_EXHAUSTED"
     default_reason = "RESOURCE_EXHAUSTED"
 
 
 class Unavailable(DomainError):
     """A dependency (Triton, Postgres, Qdrant) cannot be reached now; retrying may help."""
 
+    grpc_code = "UNAVAILABLE"
     default_reason = "UNAVAILABLE"
 
 
 class DeadlineExceeded(DomainError):
     """The caller's deadline passed before the work finished."""
 
+    grpc_code = "DEADLINE_EXCEEDED"
     default_reason = "DEADLINE_EXCEEDED"
 
 
 class Cancelled(DomainError):
     """The caller cancelled the work."""
 
+    grpc_code = "CANCELLED"
     default_reason = "CANCELLED"
 
 
 class Unimplemented(DomainError):
     """A method that is part of the contract but not built yet: said honestly, never faked."""
 
+    grpc_code = "UNIMPLEMENTED"
     default_reason = "NOT_BUILT_YET"
 
     def __init__(self, method: str) -> None:
@@ -145,3 +173,9 @@ class Unimplemented(DomainError):
             metadata={"method": method},
         )
         self.method = method
+
+
+def error_class_for_code(code_name: str) -> type[DomainError] | None:
+    """The domain error class that declared the gRPC code `code_name` (e.g. "NOT_FOUND"), or
+    None for a code no class declares (OK, UNKNOWN, INTERNAL, DATA_LOSS, ...)."""
+    return _CLASS_FOR_CODE.get(code_name)

@@ -33,8 +33,8 @@ from real_parts import GRPCURL, Mesh
 
 from agentic_labeling.local_mesh import ManagedProcess, start_server_process
 from agentic_labeling.models.dinov2 import Dinov2Embedder
+from agentic_labeling.rpc_status import rpc_error_details
 from agentic_labeling.servers.auto_label_requests import check_config
-from agentic_labeling.servers.error_status import rpc_error_details
 from agentic_labeling.servers.labeling_pipeline import batch_request_id
 from agentic_labeling.settings import Settings
 from agentic_labeling.triton_server import TritonHandle, query_status

@@ -23,8 +23,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from agentic_labeling.errors import Unavailable
+from agentic_labeling.rpc_status import rpc_error_details
 from agentic_labeling.servers.bootstrap import RunningServer, run_server, serve_until_signalled
-from agentic_labeling.servers.error_status import rpc_error_details
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

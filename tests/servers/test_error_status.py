@@ -23,15 +23,13 @@ from agentic_labeling.errors import (
     Unavailable,
     Unimplemented,
 )
-from agentic_labeling.servers.error_status import (
+from agentic_labeling.rpc_status import (
     ERROR_DOMAIN,
-    INTERNAL_REASON,
     describe_rpc_error,
     rpc_error_details,
     status_code_for,
-    status_message,
-    to_rpc_status,
 )
+from agentic_labeling.servers.error_status import INTERNAL_REASON, status_message, to_rpc_status
 
 MAPPING = [
     (InvalidArgument("bad", field="name"), grpc.StatusCode.INVALID_ARGUMENT),

@@ -15,7 +15,7 @@ from real_parts import Mesh
 
 from agentic_labeling.labeling_defaults import RANDOM_WEIGHTS_MARKER
 from agentic_labeling.local_mesh import start_server_process
-from agentic_labeling.servers.error_status import rpc_error_details
+from agentic_labeling.rpc_status import rpc_error_details
 from agentic_labeling.v1 import (
     common_pb2,
     labeling_pb2,

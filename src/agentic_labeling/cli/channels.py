@@ -12,12 +12,9 @@ from collections.abc import Iterator
 import grpc
 from google.rpc import status_pb2  # type: ignore[import-untyped,unused-ignore]
 
+from agentic_labeling.channel_options import channel_options
 from agentic_labeling.cli.failures import CliFailure, MethodNotBuilt
-from agentic_labeling.servers.error_status import (
-    RpcErrorDetails,
-    rpc_error_details,
-    status_details,
-)
+from agentic_labeling.rpc_status import RpcErrorDetails, rpc_error_details, status_details
 
 __all__ = [
     "StatusSummary",
@@ -32,23 +29,13 @@ _FIELDS_SHOWN = 3
 _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 
 
-def _is_loopback(address: str) -> bool:
-    host = address.rsplit(":", 1)[0].strip("[]")
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 @contextlib.contextmanager
 def open_channel(address: str, *, max_message_bytes: int) -> Iterator[grpc.Channel]:
     """An insecure channel to `address` with the platform's message limit.
 
     A loopback address never goes through an `http_proxy` of the environment.
     """
-    options: list[tuple[str, int]] = [
-        ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.max_receive_message_length", max_message_bytes),
-    ]
-    if _is_loopback(address):
-        options.append(("grpc.enable_http_proxy", 0))
+    options = channel_options(address, max_message_bytes=max_message_bytes)
     with grpc.insecure_channel(address, options=options) as channel:
         yield channel
 

@@ -32,7 +32,7 @@ _POLL_S = 0.5
 def operation_failure(error: status_pb2.Status, what: str) -> CliFailure:
     """`what` failed: the operation's google.rpc.Status, shown as a failed RPC is."""
     from agentic_labeling.cli.channels import failure_from_details
-    from agentic_labeling.servers.error_status import status_details
+    from agentic_labeling.rpc_status import status_details
 
     return failure_from_details(status_details(error), f"{what} failed")
 

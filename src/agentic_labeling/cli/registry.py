@@ -584,7 +584,7 @@ def registry_reconcile(dry_run: bool, as_json: bool) -> None:
     # Imported here so that `alabel --help` loads no gRPC code.
     import grpc
 
-    from agentic_labeling.servers.error_status import describe_rpc_error
+    from agentic_labeling.rpc_status import describe_rpc_error
     from agentic_labeling.v1 import registry_pb2, registry_pb2_grpc
 
     settings = current_settings()
