@@ -8,8 +8,9 @@
 
 docker-compose.yml runs it in the registry and orchestrator containers (gRPC) and in Triton's
 (HTTP), so the images need neither curl nor grpc_health_probe. Copied into both images as
-/usr/local/bin/alabel-healthcheck; it uses only the standard library and, for gRPC, grpcio and
-grpcio-health-checking, which the package brings. The target is local: proxies are ignored.
+/usr/local/bin/alabel-healthcheck; both images install the package, so for gRPC it uses
+grpcio, grpcio-health-checking and the package's channel options; HTTP needs only the standard
+library. The target is local: proxies are ignored.
 Why a check failed goes to stderr, which `docker inspect` shows under State.Health.
 """
 
@@ -26,7 +27,10 @@ def grpc_serving(address: str) -> bool:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(address, options=[("grpc.enable_http_proxy", 0)]) as channel:
+    from agentic_labeling.channel_options import channel_options
+
+    # The server is in this container, whatever address it was given: never via a proxy.
+    with grpc.insecure_channel(address, options=channel_options(address, local=True)) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=TIMEOUT_S

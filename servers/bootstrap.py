@@ -39,6 +39,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
+from agentic_labeling.channel_options import message_size_options
 from agentic_labeling.errors import DomainError, Unavailable
 from agentic_labeling.logs import configure_logging
 from agentic_labeling.servers.error_status import DomainErrorInterceptor
@@ -103,8 +104,7 @@ def _host_port(host: str, port: int) -> str:
 
 def _server_options(settings: Settings) -> list[tuple[str, int]]:
     return [
-        ("grpc.max_send_message_length", settings.max_message_bytes),
-        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        *message_size_options(settings.max_message_bytes),
         # Linux lets two processes bind one port with SO_REUSEPORT and then splits the
         # connections between them; a second server must fail to start instead.
         ("grpc.so_reuseport", 0),
