@@ -236,13 +236,16 @@ def _coco_object(
     path: Path,
     where: str,
 ) -> LabelObject:
-    bbox = annotation.get("bbox")
+    # Our COCO export writes the mask's tight box as `bbox` and keeps the detector's box beside
+    # it: reading that one back makes an export import as the very objects it came from.
+    key = "alabel_detector_bbox" if "alabel_detector_bbox" in annotation else "bbox"
+    bbox = annotation.get(key)
     if (
         not isinstance(bbox, list)
         or len(bbox) != 4
         or not all(_is_number(value) and math.isfinite(value) for value in bbox)
     ):
-        raise _bad(path, f"{where}: 'bbox' must be 4 finite numbers", "annotations_json")
+        raise _bad(path, f"{where}: '{key}' must be 4 finite numbers", "annotations_json")
     x, y, box_width, box_height = (float(value) for value in bbox)
     if (
         box_width <= 0
@@ -253,7 +256,7 @@ def _coco_object(
     ):
         raise _bad(
             path,
-            f"{where}: 'bbox' {bbox} is empty or reaches outside the {width} x {height} image",
+            f"{where}: '{key}' {bbox} is empty or reaches outside the {width} x {height} image",
             "annotations_json",
         )
     inside = x >= 0 and y >= 0 and x + box_width <= width and y + box_height <= height

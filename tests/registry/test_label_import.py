@@ -76,6 +76,18 @@ def test_coco_from_another_tool_is_read_with_classes_in_category_id_order(tmp_pa
     assert box.bbox == (20.0, 20.0, 5.0, 5.0)
 
 
+def test_our_coco_export_imports_with_the_detector_box_it_kept(tmp_path: Path) -> None:
+    # Our export writes the mask's tight box as `bbox` and the detector's as
+    # `alabel_detector_bbox`; the import takes the detector's, so a round trip changes nothing.
+    path = _coco(tmp_path)
+    data = json.loads(path.read_text())
+    data["annotations"][2]["alabel_detector_bbox"] = [18.5, 19.0, 7.0, 6.0]
+    path.write_text(json.dumps(data))
+    (image,) = list(read_coco(path).images)
+    assert image.objects[2].bbox == (18.5, 19.0, 7.0, 6.0)
+    assert image.objects[0].bbox == (10.0, 5.0, 20.0, 10.0)  # a foreign file: its `bbox`
+
+
 def test_coco_split_comes_from_the_file_name(tmp_path: Path) -> None:
     source = _coco(tmp_path)
     named = source.with_name("instances_val.json")
