@@ -98,8 +98,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from agentic_labeling.channel_options import channel_options
 from agentic_labeling.errors import FailedPrecondition, InvalidArgument, Unavailable
-from agentic_labeling.local.addresses import client_address, is_loopback, unused_port
+from agentic_labeling.local.addresses import client_address, unused_port
 from agentic_labeling.local.processes import (
     process_is_running,
     process_start_ticks,
@@ -727,7 +728,7 @@ def query_status(address: str, timeout_s: float = 5.0) -> TritonStatus:
     import tritonclient.grpc as triton_grpc
     from tritonclient.utils import InferenceServerException
 
-    channel_args = [("grpc.enable_http_proxy", 0)] if is_loopback(address) else None
+    channel_args = channel_options(address) or None  # None: tritonclient's own defaults
     client = triton_grpc.InferenceServerClient(address, channel_args=channel_args)
     try:
         live = bool(client.is_server_live(client_timeout=timeout_s))
