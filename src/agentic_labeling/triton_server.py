@@ -4,7 +4,7 @@
 is live and every model of the repository is READY; `alabel triton start|stop|status` is built on
 it, with a state file (`TritonStateFile`) for a server that outlives the command.
 
-Traps handled, and why (each seen on these machines; see DESIGN.md):
+Traps handled, and why (each seen on these machines):
 
 - Where the binary is: `make setup` unpacks the tritonserver of the nvidia-pytriton wheel under
   the repository's `.triton/`; the NGC image has `tritonserver` on PATH or in /opt/tritonserver.
@@ -41,10 +41,11 @@ Traps handled, and why (each seen on these machines; see DESIGN.md):
   gRPC, HTTP and metrics bind to `host`, loopback by default. Metrics (`--allow-metrics`) get
   their own port so the orchestrator can expose Triton's Prometheus endpoint.
 - Environment of the models: `ALABEL_*` variables of the caller are dropped (settings travel as
-  flags, DESIGN's one-settings-object rule); `ALABEL_MODELS_DIR` is set from the launch when
-  given, and `ALABEL_TORCH_THREADS` plus `OMP_NUM_THREADS` cap each instance's threads (default:
-  the CPUs divided by the number of models, at least 1) so several instances do not
-  oversubscribe 2 cores.
+  flags: one settings object for every process); `ALABEL_MODELS_DIR` is set from the launch when
+  given, `ALABEL_MAX_IMAGE_PIXELS` from the launch's `max_image_pixels` (the one setting the
+  orchestrator and the registry apply too), and `ALABEL_TORCH_THREADS` plus `OMP_NUM_THREADS`
+  cap each instance's threads (default: the CPUs divided by the number of models, at least 1)
+  so several instances do not oversubscribe 2 cores.
 - Logs: tritonserver's stdout and stderr go to one file, so the stubs' own output and
   tracebacks land beside Triton's log. The file is appended to, after a banner line naming the
   start, never overwritten (a second start must not wipe the log of a server still running).
@@ -212,6 +213,9 @@ class TritonLaunch:
     # Threads per model instance (ALABEL_TORCH_THREADS, OMP_NUM_THREADS); None: see
     # default_torch_threads.
     torch_threads: int | None = None
+    # Settings.max_image_pixels, passed to the models as ALABEL_MAX_IMAGE_PIXELS so that Triton
+    # refuses what the orchestrator refuses; None: the setting's default.
+    max_image_pixels: int | None = None
     device: Device = "auto"
     shm_default_bytes: int = 16 * MiB
     shm_growth_bytes: int = 16 * MiB
@@ -242,6 +246,8 @@ class TritonLaunch:
                 raise InvalidArgument(f"{name} must be positive", field=name)
         if self.torch_threads is not None and self.torch_threads <= 0:
             raise InvalidArgument("torch_threads must be positive", field="torch_threads")
+        if self.max_image_pixels is not None and self.max_image_pixels <= 0:
+            raise InvalidArgument("max_image_pixels must be positive", field="max_image_pixels")
         if self.device not in ("auto", "cpu", "gpu"):
             raise InvalidArgument("device must be auto, cpu or gpu", field="device")
 
@@ -462,6 +468,8 @@ def triton_environment(
     if launch.models_dir is not None:
         env[ENV_PREFIX + "MODELS_DIR"] = str(launch.models_dir.expanduser().resolve())
     env[ENV_PREFIX + "TORCH_THREADS"] = str(torch_threads)
+    if launch.max_image_pixels is not None:
+        env[ENV_PREFIX + "MAX_IMAGE_PIXELS"] = str(launch.max_image_pixels)
     env["OMP_NUM_THREADS"] = str(torch_threads)
     if launch.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
