@@ -257,6 +257,18 @@ def test_embeddings_are_as_long_as_the_served_dinov2_base_makes_them(
     assert settings_of(services["registry"]).embedding_dimension == 768
 
 
+def test_triton_and_our_servers_refuse_images_above_one_pixel_limit(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    limits = {
+        name: environment(services[name]).get(f"{ENV_PREFIX}MAX_IMAGE_PIXELS")
+        for name in ("triton", *OUR_SERVERS)
+    }
+
+    assert None not in limits.values(), f"each sets {ENV_PREFIX}MAX_IMAGE_PIXELS: {limits}"
+    assert len(set(limits.values())) == 1, limits
+
+
 def test_healthchecks_probe_the_ports_the_services_listen_on(
     services: dict[str, dict[str, Any]],
 ) -> None:
