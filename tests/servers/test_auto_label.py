@@ -31,6 +31,7 @@ from google.rpc import error_details_pb2
 from PIL import Image
 from real_parts import GRPCURL, Mesh
 
+from agentic_labeling.errors import Unavailable
 from agentic_labeling.local_mesh import ManagedProcess, start_server_process
 from agentic_labeling.models.dinov2 import Dinov2Embedder
 from agentic_labeling.rpc_status import rpc_error_details
@@ -906,25 +907,16 @@ async def test_with_triton_down_each_image_is_unavailable_and_the_stream_goes_on
     assert {_error_info(r).metadata["model"] for r in responses} == {"florence2"}
 
 
-async def test_a_registry_that_refuses_the_objects_fails_each_image_as_a_precondition(
+async def test_a_registry_of_another_embedding_length_stops_the_orchestrator_before_any_image(
     mesh: Mesh, served_triton: TritonHandle, tmp_path: Path
 ) -> None:
     """The mesh's registry stores 8-d embeddings, the tiny DINOv2 makes 32-d ones: a deployment
-    mistake, not a bad image, so FAILED_PRECONDITION (and nothing is written)."""
-    process = start_server_process(
-        "orchestrator",
-        tmp_path,
-        ["--triton-url", served_triton.address, "--registry-url", mesh.registry.address],
-    )
-    try:
-        async with grpc.aio.insecure_channel(process.address) as channel:
-            misconfigured = labeling_pb2_grpc.LabelingServiceStub(channel)
-            responses = await _label(misconfigured, [_config(["dim cat"]), *_images("dim", 2)])
-    finally:
-        assert process.stop() == 0
-    assert {_code(r).name for r in responses} == {"FAILED_PRECONDITION"}
-    assert {_error_info(r).reason for r in responses} == {"REGISTRY_REFUSED_OBJECTS"}
-    assert all("embedding" in _error_info(r).metadata["registry_field"] for r in responses)
+    mistake, found at start-up (issue 14.3) instead of image by image; more cases in
+    test_mesh_status_with_triton.py."""
+    flags = ["--triton-url", served_triton.address, "--registry-url", mesh.registry.address]
+
+    with pytest.raises(Unavailable, match="gives 32-dimensional embeddings"):
+        start_server_process("orchestrator", tmp_path, flags)
 
 
 async def test_an_orchestrator_killed_mid_stream_and_a_rerun_register_every_image_once(
