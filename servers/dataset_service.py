@@ -18,6 +18,7 @@ from google.protobuf import empty_pb2
 
 from agentic_labeling.errors import FailedPrecondition, InvalidArgument
 from agentic_labeling.registry.coordinator import Registry
+from agentic_labeling.registry.input_checks import check_text
 from agentic_labeling.registry.resource_names import format_name, parse_uuid
 from agentic_labeling.servers import dataset_conversions as wire
 from agentic_labeling.servers.operation_store import OperationStore, Progress
@@ -122,6 +123,8 @@ class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
         label_format = wire.label_set_format(request.format)
         if not request.validated_by.strip():
             raise InvalidArgument("validated_by is required", field="validated_by")
+        # Refused here, not inside the operation: a bad request never starts one.
+        check_text(request.validated_by, "validated_by")
         if not request.request_id:
             raise InvalidArgument("request_id is required (a UUID)", field="request_id")
         request_id: UUID = parse_uuid(request.request_id, field="request_id")

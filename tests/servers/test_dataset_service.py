@@ -259,6 +259,25 @@ def test_bad_requests_are_refused_with_precise_codes_and_nothing_is_written(
     )
 
 
+def test_an_import_by_an_unstorable_reviewer_is_refused_before_an_operation_starts(
+    mesh: Mesh, built: tuple[dataset_pb2.Dataset, dict[str, dict[str, np.ndarray]]]
+) -> None:
+    dataset, _ = built
+    written = export(mesh, dataset, dataset_pb2.EXPORT_FORMAT_COCO, "reviewer-with-nul")
+    listing = operations_pb2.ListOperationsRequest(page_size=1000)
+    before = len(mesh.operations.ListOperations(listing, timeout=30).operations)
+    request = dataset_pb2.ImportLabelsRequest(
+        format=dataset_pb2.LABEL_FORMAT_COCO,
+        path=written.path,
+        validated_by="ali\x00ce",
+        request_id=str(uuid.uuid4()),
+    )
+    assert _code(lambda: mesh.datasets.ImportLabels(request, timeout=30)) == (
+        grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert len(mesh.operations.ListOperations(listing, timeout=30).operations) == before
+
+
 def test_operations_are_listed_waited_on_and_deleted_by_name(
     mesh: Mesh, built: tuple[dataset_pb2.Dataset, dict[str, dict[str, np.ndarray]]]
 ) -> None:
