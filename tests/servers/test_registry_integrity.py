@@ -321,20 +321,27 @@ def test_a_coco_import_with_a_bad_category_name_points_at_the_entry_in_the_file(
 def test_an_import_refused_at_the_object_stage_leaves_no_source_and_no_image(
     mesh: Mesh, data_dir: Path
 ) -> None:
+    # One image with more objects than one batch may hold (the registry's default 10,000):
+    # the file reads fine, the source and image are stored, then BatchCreateObjects refuses.
     annotations = _coco_set(data_dir / f"import-{uuid.uuid4().hex}", "pair")
+    data = json.loads(annotations.read_text())
+    data["annotations"] = [
+        {"id": i, "image_id": 1, "category_id": 2, "bbox": [1, 1, 5, 5]} for i in range(10_001)
+    ]
+    annotations.write_text(json.dumps(data))
+    (annotations.parent / "images" / "a.png").rename(annotations.parent / "a.png")
     files, sources = _files(data_dir / "images"), _source_count(mesh)
     operation = mesh.datasets.ImportLabels(
         dataset_pb2.ImportLabelsRequest(
             format=dataset_pb2.LABEL_FORMAT_COCO,
             path=str(annotations),
-            validated_by="import\x00er",
+            validated_by="importer",
             request_id=str(uuid.uuid4()),
         ),
         timeout=30,
     )
     done = mesh.finish(operation)
-    assert done.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
-    assert "validated_by" in str(done.error)
+    assert done.error.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
     assert _files(data_dir / "images") == files
     assert _source_count(mesh) == sources
 
