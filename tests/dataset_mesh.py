@@ -4,9 +4,11 @@ with a hole and a mask in two parts: shared by the DatasetService and `alabel da
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -196,3 +198,13 @@ def export(
     written = mesh.result(operation, dataset_pb2.ExportDatasetResponse())
     assert isinstance(written, dataset_pb2.ExportDatasetResponse)
     return written
+
+
+@contextlib.contextmanager
+def running_registry(workdir: Path, data_dir: Path) -> Iterator[Mesh]:
+    """A registry process on `data_dir`, exporting under `data_dir/exports`; it must stop
+    cleanly (exit status 0) at the end."""
+    mesh = Mesh(start_registry(workdir, data_dir, data_dir / "exports"), data_dir / "exports")
+    yield mesh
+    mesh.channel.close()
+    assert mesh.process.stop() == 0

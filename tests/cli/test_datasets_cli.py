@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from conftest import registry_data_dir
-from dataset_mesh import Mesh, register, start_registry
+from dataset_mesh import Mesh, register, running_registry
 
 from agentic_labeling.cli import cli
 
@@ -27,13 +27,10 @@ def _no_alabel_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     data_dirs = registry_data_dir()
     data_dir = next(data_dirs)
-    process = start_registry(tmp_path_factory.mktemp("registry"), data_dir, data_dir / "exports")
-    mesh = Mesh(process, data_dir / "exports")
-    for seed in range(5):
-        register(mesh, seed)
-    yield mesh
-    mesh.channel.close()
-    assert process.stop() == 0
+    with running_registry(tmp_path_factory.mktemp("registry"), data_dir) as mesh:
+        for seed in range(5):
+            register(mesh, seed)
+        yield mesh
     next(data_dirs, None)
 
 

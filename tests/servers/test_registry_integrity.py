@@ -17,7 +17,7 @@ import grpc
 import numpy as np
 import pytest
 from conftest import registry_data_dir
-from dataset_mesh import Mesh, build, create_dataset, export, start_registry
+from dataset_mesh import Mesh, build, create_dataset, export, running_registry
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from image_samples import declared_png, oriented_jpeg, upright_test_image
@@ -35,11 +35,8 @@ def data_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[Mesh]:
-    process = start_registry(tmp_path_factory.mktemp("registry"), data_dir, data_dir / "exports")
-    mesh = Mesh(process, data_dir / "exports")
-    yield mesh
-    mesh.channel.close()
-    assert process.stop() == 0
+    with running_registry(tmp_path_factory.mktemp("registry"), data_dir) as mesh:
+        yield mesh
 
 
 def _refusal(call: object, *args: object) -> tuple[grpc.StatusCode, list[str], str]:

@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 import pytest
 from conftest import registry_data_dir
-from dataset_mesh import Mesh, photo, start_registry
+from dataset_mesh import Mesh, photo, running_registry
 from google.longrunning import operations_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
@@ -183,11 +183,8 @@ def data_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[Mesh]:
-    process = start_registry(tmp_path_factory.mktemp("registry"), data_dir, data_dir / "exports")
-    mesh = Mesh(process, data_dir / "exports")
-    yield mesh
-    mesh.channel.close()
-    assert process.stop() == 0
+    with running_registry(tmp_path_factory.mktemp("registry"), data_dir) as mesh:
+        yield mesh
 
 
 @pytest.fixture(scope="module")
