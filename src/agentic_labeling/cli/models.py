@@ -43,7 +43,7 @@ def models_make_tiny(directory: Path, seed: int, overwrite: bool) -> None:
 
     from agentic_labeling.models.tiny import MODEL_NAMES, make_tiny_models
 
-    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # noise
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call,unused-ignore]  # noise
 
     existing = [name for name in MODEL_NAMES if (directory / name).exists()]
     if existing and not overwrite:

@@ -144,7 +144,7 @@ class Dinov2Embedder:
     """
 
     def __init__(self, model: Dinov2Model, processor: Any) -> None:
-        model.eval()  # type: ignore[no-untyped-call]
+        model.eval()  # type: ignore[no-untyped-call,unused-ignore]
         self._model = model
         self._processor = processor
         self._side = _input_side(processor)
@@ -156,11 +156,12 @@ class Dinov2Embedder:
         cls, weights: str | Path, *, device: str = "cpu", dtype: torch.dtype | None = None
     ) -> Dinov2Embedder:
         """Load from a local directory or a hub id (facebook/dinov2-small ... giant)."""
-        # dtype None: the checkpoint's own dtype. transformers mis-annotates `to` and leaves
-        # AutoImageProcessor.from_pretrained unannotated, hence the two ignores.
+        # dtype None: the checkpoint's own dtype. transformers mis-annotates `to` and left
+        # AutoImageProcessor.from_pretrained unannotated before 5.25: hence the two ignores,
+        # marked unused-ignore so that mypy passes on every transformers release we allow.
         model = Dinov2Model.from_pretrained(str(weights), dtype=dtype)
-        model.to(device)  # type: ignore[arg-type]
-        processor = AutoImageProcessor.from_pretrained(str(weights))  # type: ignore[no-untyped-call]
+        model.to(device)  # type: ignore[arg-type,unused-ignore]
+        processor = AutoImageProcessor.from_pretrained(str(weights))  # type: ignore[no-untyped-call,unused-ignore]
         return cls(model, processor)
 
     @property

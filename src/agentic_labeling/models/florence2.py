@@ -240,7 +240,7 @@ class Florence2Detector:
     ) -> None:
         if min_boxes < 0 or names_per_prompt < 1:
             raise ValueError("min_boxes must be >= 0 and names_per_prompt >= 1")
-        model.eval()  # type: ignore[no-untyped-call]
+        model.eval()  # type: ignore[no-untyped-call,unused-ignore]
         self.model = model
         self.processor = processor
         self.min_boxes = min_boxes
@@ -275,7 +275,7 @@ class Florence2Detector:
             source, dtype=dtype or torch.float32
         )
         processor = Florence2Processor.from_pretrained(source)
-        model.to(device)  # type: ignore[arg-type]
+        model.to(device)  # type: ignore[arg-type,unused-ignore]
         if min_boxes is None:
             defaults = Path(source) / DECODING_FILE
             min_boxes = 0

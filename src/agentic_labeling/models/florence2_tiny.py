@@ -68,7 +68,7 @@ def _tiny_tokenizer() -> BartTokenizer:
     trained = json.loads(bpe.to_str())["model"]
     tokenizer = BartTokenizer(
         vocab=trained["vocab"],
-        merges=[tuple(pair) for pair in trained["merges"]],  # type: ignore[misc]
+        merges=[tuple(pair) for pair in trained["merges"]],  # type: ignore[misc,unused-ignore]
         extra_special_tokens={"image_token": "<image>"},
     )
     tokenizer.add_tokens([f"<loc_{k}>" for k in range(LOCATION_BINS)])
@@ -122,7 +122,7 @@ def build_tiny(directory: Path, *, seed: int = 0) -> Path:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Florence2ForConditionalGeneration(config)
-        model.eval()  # type: ignore[no-untyped-call]
+        model.eval()  # type: ignore[no-untyped-call,unused-ignore]
     size = _TINY_IMAGE_SIZE
     with torch.inference_mode():
         features = model.model.get_image_features(torch.zeros(1, 3, size, size)).pooler_output
@@ -134,7 +134,7 @@ def build_tiny(directory: Path, *, seed: int = 0) -> Path:
         image_std=[0.229, 0.224, 0.225],
     )
     # Florence2Processor reads the number of image tokens from here.
-    image_processor.image_seq_length = int(features.shape[1])  # type: ignore[attr-defined]
+    image_processor.image_seq_length = int(features.shape[1])  # type: ignore[attr-defined,unused-ignore]
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory)
     Florence2Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(

@@ -157,7 +157,7 @@ class Sam2Segmenter:
     """
 
     def __init__(self, model: Sam2Model, processor: Sam2Processor) -> None:
-        model.eval()  # type: ignore[no-untyped-call]
+        model.eval()  # type: ignore[no-untyped-call,unused-ignore]
         self._model = model
         self._processor = processor
 
@@ -169,8 +169,8 @@ class Sam2Segmenter:
         # dtype None: the checkpoint's own dtype. transformers mis-annotates `to` and leaves
         # AutoProcessor.from_pretrained unannotated, hence the two ignores.
         model = Sam2Model.from_pretrained(str(weights), dtype=dtype)
-        model.to(device)  # type: ignore[arg-type]
-        processor = AutoProcessor.from_pretrained(str(weights))  # type: ignore[no-untyped-call]
+        model.to(device)  # type: ignore[arg-type,unused-ignore]
+        processor = AutoProcessor.from_pretrained(str(weights))  # type: ignore[no-untyped-call,unused-ignore]
         return cls(model, processor)
 
     @property
@@ -237,7 +237,7 @@ class Sam2Segmenter:
             scores.append(output.iou_scores[0, :, 0].float().cpu().numpy())
             step = max(1, _MAX_UPSAMPLED_VALUES // (height * width))
             for first in range(0, low_res.shape[0], step):
-                upsampled = self._processor.post_process_masks(  # type: ignore[no-untyped-call]
+                upsampled = self._processor.post_process_masks(  # type: ignore[no-untyped-call,unused-ignore]
                     [low_res[first : first + step]],
                     [[height, width]],
                     mask_threshold=_MASK_THRESHOLD,
