@@ -82,7 +82,7 @@ from agentic_labeling.errors import DomainError
 from agentic_labeling.local_mesh import ManagedProcess, start_server_process
 from agentic_labeling.models.dinov2 import Dinov2Embedder
 from agentic_labeling.models.tiny import make_tiny_models
-from agentic_labeling.registry.image_store import ImageStore
+from agentic_labeling.registry.files.image_store import ImageStore
 from agentic_labeling.triton_server import TritonLaunch, default_model_repository, start_triton
 from agentic_labeling.v1 import (
     common_pb2,

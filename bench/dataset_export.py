@@ -4,7 +4,7 @@ side by side in one run.
 A dataset of `--objects` objects (20 per 320 x 240 image, every one with a mask file, four
 classes) is registered in an embedded PostgreSQL with the registry's own stores (image store,
 mask store), built, and exported by the same job the server runs
-(`registry/dataset_export.py`). The same is done for a dataset a tenth of the size. The
+(`registry/datasets/dataset_export.py`). The same is done for a dataset a tenth of the size. The
 claim under test: memory is flat, so the export's peak RSS growth (over the process's RSS
 before the export) is about the same at 10x the objects. RSS is sampled every 20 ms from
 /proc in a thread while the export runs.
@@ -42,13 +42,13 @@ from agentic_labeling.registry.database import (
     open_database,
     start_embedded_postgres,
 )
-from agentic_labeling.registry.dataset_export import ExportRequest, export_dataset
-from agentic_labeling.registry.dataset_records import NewDataset
-from agentic_labeling.registry.image_store import ImageStore
-from agentic_labeling.registry.label_sets import ExportFormat, ImageTransfer
-from agentic_labeling.registry.masks import MaskStore
-from agentic_labeling.registry.records import BoundingBox, NewObject, NewSource, SourceKind
+from agentic_labeling.registry.datasets.dataset_export import ExportRequest, export_dataset
+from agentic_labeling.registry.datasets.label_sets import ExportFormat, ImageTransfer
+from agentic_labeling.registry.files.image_store import ImageStore
+from agentic_labeling.registry.files.masks import MaskStore
 from agentic_labeling.registry.repository import Repository
+from agentic_labeling.registry.values.dataset_records import NewDataset
+from agentic_labeling.registry.values.records import BoundingBox, NewObject, NewSource, SourceKind
 from bench.machine import cpu_machine
 
 DATABASE = "dataset_export_bench"

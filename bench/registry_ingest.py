@@ -51,14 +51,14 @@ from agentic_labeling.registry.database import (
     open_database,
     start_embedded_postgres,
 )
-from agentic_labeling.registry.records import (
+from agentic_labeling.registry.repository import Repository
+from agentic_labeling.registry.values.records import (
     BoundingBox,
     NewCategory,
     NewObject,
     NewSource,
     SourceKind,
 )
-from agentic_labeling.registry.repository import Repository
 from bench.machine import cpu_machine
 
 DATABASE = "registry_ingest_bench"

@@ -92,11 +92,11 @@ import psutil
 import psycopg
 import qdrant_edge as edge
 
-from agentic_labeling.filtering import Comparison, Op
 from agentic_labeling.registry.database import EmbeddedPostgres, start_embedded_postgres
-from agentic_labeling.registry.edge_vectors import VECTOR_NAME, EdgeVectorStore
-from agentic_labeling.registry.vector_filters import to_client_filter, to_edge_filter
-from agentic_labeling.registry.vector_store import HnswSettings, ObjectPayload, VectorPoint
+from agentic_labeling.registry.query.filtering import Comparison, Op
+from agentic_labeling.registry.vectors.edge_vectors import VECTOR_NAME, EdgeVectorStore
+from agentic_labeling.registry.vectors.vector_filters import to_client_filter, to_edge_filter
+from agentic_labeling.registry.vectors.vector_store import HnswSettings, ObjectPayload, VectorPoint
 from bench.machine import cpu_machine
 from bench.pgvector_support import pgvector_support
 

@@ -39,33 +39,39 @@ import numpy as np
 import numpy.typing as npt
 
 from agentic_labeling.errors import FailedPrecondition, InvalidArgument
-from agentic_labeling.filtering import Comparison, Expr, parse_filter
 from agentic_labeling.registry.database import Database, open_database
-from agentic_labeling.registry.dataset_export import ExportRequest, check_exportable, export_dataset
-from agentic_labeling.registry.dataset_records import DatasetRecord, NewDataset
-from agentic_labeling.registry.edge_vectors import EdgeVectorStore
-from agentic_labeling.registry.embedding_dimension import (
-    choose_dimension,
-    record_dimension,
-    where_stored,
+from agentic_labeling.registry.datasets.dataset_export import (
+    ExportRequest,
+    check_exportable,
+    export_dataset,
 )
-from agentic_labeling.registry.encoded_masks import EncodedMask, decode_masks
-from agentic_labeling.registry.export_target import find_staging, resolve_target, sweep_staging
-from agentic_labeling.registry.ground_truth import (
+from agentic_labeling.registry.datasets.export_target import (
+    find_staging,
+    resolve_target,
+    sweep_staging,
+)
+from agentic_labeling.registry.datasets.ground_truth import (
     ImportCounts,
     LabelSetFormat,
     import_label_set,
     open_label_set,
 )
-from agentic_labeling.registry.image_store import ImageStore
-from agentic_labeling.registry.job_progress import JobProgress
-from agentic_labeling.registry.label_import import ImportedLabelSet
-from agentic_labeling.registry.label_sets import ExportFormat, ExportSummary, ImageTransfer
-from agentic_labeling.registry.masks import MaskStore, decode_mask_png
+from agentic_labeling.registry.datasets.job_progress import JobProgress
+from agentic_labeling.registry.datasets.label_import import ImportedLabelSet
+from agentic_labeling.registry.datasets.label_sets import ExportFormat, ExportSummary, ImageTransfer
+from agentic_labeling.registry.files.encoded_masks import EncodedMask, decode_masks
+from agentic_labeling.registry.files.image_store import ImageStore
+from agentic_labeling.registry.files.masks import MaskStore, decode_mask_png
+from agentic_labeling.registry.metadata.source_images import (
+    create_frame_with_image,
+    create_source_with_image,
+)
 from agentic_labeling.registry.operations import OperationRecords, StoredOperation, instance_owner
-from agentic_labeling.registry.qdrant_server_vectors import QdrantServerVectorStore
-from agentic_labeling.registry.queryable_fields import OBJECT_FILTER
-from agentic_labeling.registry.records import (
+from agentic_labeling.registry.query.filtering import Comparison, Expr, parse_filter
+from agentic_labeling.registry.query.queryable_fields import OBJECT_FILTER
+from agentic_labeling.registry.repository import Repository
+from agentic_labeling.registry.values.dataset_records import DatasetRecord, NewDataset
+from agentic_labeling.registry.values.records import (
     BatchCreateResult,
     Category,
     Correction,
@@ -83,14 +89,16 @@ from agentic_labeling.registry.records import (
     Stats,
     Track,
 )
-from agentic_labeling.registry.repository import Repository
-from agentic_labeling.registry.resource_names import format_name, not_found, parse_name
-from agentic_labeling.registry.source_images import (
-    create_frame_with_image,
-    create_source_with_image,
+from agentic_labeling.registry.values.resource_names import format_name, not_found, parse_name
+from agentic_labeling.registry.vectors.edge_vectors import EdgeVectorStore
+from agentic_labeling.registry.vectors.embedding_dimension import (
+    choose_dimension,
+    record_dimension,
+    where_stored,
 )
-from agentic_labeling.registry.vector_filters import map_comparisons
-from agentic_labeling.registry.vector_store import ObjectPayload, VectorPoint, VectorStore
+from agentic_labeling.registry.vectors.qdrant_server_vectors import QdrantServerVectorStore
+from agentic_labeling.registry.vectors.vector_filters import map_comparisons
+from agentic_labeling.registry.vectors.vector_store import ObjectPayload, VectorPoint, VectorStore
 from agentic_labeling.settings import Settings
 
 __all__ = [

@@ -13,14 +13,14 @@ Each store holds the SQL for its resource; handlers call these methods and never
 
 from __future__ import annotations
 
-from agentic_labeling.registry.categories import CategoryStore
 from agentic_labeling.registry.database import Database
-from agentic_labeling.registry.datasets import DatasetStore
-from agentic_labeling.registry.object_batches import BatchLimits
-from agentic_labeling.registry.objects import ObjectStore
-from agentic_labeling.registry.outbox import StoreScans, VectorOutbox
-from agentic_labeling.registry.sources import SourceStore
-from agentic_labeling.registry.tracks import TrackStore
+from agentic_labeling.registry.datasets.datasets import DatasetStore
+from agentic_labeling.registry.metadata.categories import CategoryStore
+from agentic_labeling.registry.metadata.object_batches import BatchLimits
+from agentic_labeling.registry.metadata.objects import ObjectStore
+from agentic_labeling.registry.metadata.outbox import StoreScans, VectorOutbox
+from agentic_labeling.registry.metadata.sources import SourceStore
+from agentic_labeling.registry.metadata.tracks import TrackStore
 
 __all__ = ["Repository"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from google.protobuf import duration_pb2
 
 from agentic_labeling.errors import FieldViolation, InvalidArgument, Unimplemented
-from agentic_labeling.registry.input_checks import check_text
+from agentic_labeling.registry.values.input_checks import check_text
 
 # The same class-name, fraction and image rules as Detect, Segment and Embed.
 from agentic_labeling.servers.labeling_requests import (

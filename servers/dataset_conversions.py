@@ -18,15 +18,15 @@ from agentic_labeling.registry.coordinator import (
     ImportCounts,
     LabelSetFormat,
 )
-from agentic_labeling.registry.dataset_records import (
+from agentic_labeling.registry.values.dataset_records import (
     DatasetRecord,
     DatasetState,
     NewDataset,
     SplitGrouping,
     SplitRatios,
 )
-from agentic_labeling.registry.records import Page
-from agentic_labeling.registry.resource_names import format_name, parse_name, parse_uuid
+from agentic_labeling.registry.values.records import Page
+from agentic_labeling.registry.values.resource_names import format_name, parse_name, parse_uuid
 from agentic_labeling.servers.registry_conversions import timestamp_message
 from agentic_labeling.v1 import dataset_pb2
 

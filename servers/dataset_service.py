@@ -18,8 +18,8 @@ from google.protobuf import empty_pb2
 
 from agentic_labeling.errors import FailedPrecondition, InvalidArgument
 from agentic_labeling.registry.coordinator import Registry
-from agentic_labeling.registry.input_checks import check_text
-from agentic_labeling.registry.resource_names import format_name, parse_uuid
+from agentic_labeling.registry.values.input_checks import check_text
+from agentic_labeling.registry.values.resource_names import format_name, parse_uuid
 from agentic_labeling.servers import dataset_conversions as wire
 from agentic_labeling.servers.operation_store import OperationStore, Progress
 from agentic_labeling.v1 import dataset_pb2, dataset_pb2_grpc

@@ -7,8 +7,8 @@ function is pure: no I/O, no gRPC.
 Conventions:
 
 - Names. Records hold UUIDs; messages hold resource names (`sources/{id}`, `categories/{id}`,
-  `objects/{id}`, `tracks/{id}`), formatted and parsed by `registry.resource_names`, and frames
-  are `sources/{id}/frames/{frame_index}`. An optional reference (`track`, `category` on
+  `objects/{id}`, `tracks/{id}`), formatted and parsed by `registry.values.resource_names`, and
+  frames are `sources/{id}/frames/{frame_index}`. An optional reference (`track`, `category` on
   create) is a name or empty for none. The `*_id` fields of create requests (`source_id`,
   `object_id`) take a bare UUID (AIP-133); the resource's own `name` is ignored unless that
   ID is set, and must then agree with it.
@@ -45,7 +45,7 @@ from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from agentic_labeling.errors import InvalidArgument
-from agentic_labeling.registry.records import (
+from agentic_labeling.registry.values.records import (
     BatchCreateResult,
     BoundingBox,
     Category,
@@ -65,7 +65,7 @@ from agentic_labeling.registry.records import (
     Stats,
     Track,
 )
-from agentic_labeling.registry.resource_names import (
+from agentic_labeling.registry.values.resource_names import (
     Collection,
     format_name,
     parse_name,

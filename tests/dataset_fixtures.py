@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
-from agentic_labeling.registry.dataset_records import DatasetImage, NewDataset, Split
-from agentic_labeling.registry.records import (
+from agentic_labeling.registry.repository import Repository
+from agentic_labeling.registry.values.dataset_records import DatasetImage, NewDataset, Split
+from agentic_labeling.registry.values.records import (
     BoundingBox,
     NewCategory,
     NewFrame,
@@ -17,7 +18,6 @@ from agentic_labeling.registry.records import (
     Source,
     SourceKind,
 )
-from agentic_labeling.registry.repository import Repository
 
 
 def sha(n: int) -> str:

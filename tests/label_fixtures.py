@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from agentic_labeling.registry.label_sets import LabelImage, LabelObject
+from agentic_labeling.registry.datasets.label_sets import LabelImage, LabelObject
 
 __all__ = [
     "CLASS_NAMES",

@@ -2,9 +2,9 @@
 `Registry` (registry/coordinator.py) and plain value modules only.
 
 An AST walk of every servers/*.py: imports of `agentic_labeling.registry` (or the bare
-top-level `registry` the symlinks make importable) must name the facade module or one of the
-value modules below; and no server module reaches past the facade (`.repository`,
-`.database`) or applies the vector outbox itself (the facade's writes do that).
+top-level `registry` the symlinks make importable) must name the facade module or the value
+package below (or one of its modules); and no server module reaches past the facade
+(`.repository`, `.database`) or applies the vector outbox itself (the facade's writes do that).
 """
 
 from __future__ import annotations
@@ -20,11 +20,7 @@ REGISTRY = "agentic_labeling.registry"
 
 FACADE = f"{REGISTRY}.coordinator"
 # Plain values and pure checks: no I/O, no store. Anything else goes through the facade.
-VALUE_MODULES = frozenset(
-    f"{REGISTRY}.{name}"
-    for name in ("records", "dataset_records", "resource_names", "input_checks")
-)
-ALLOWED = VALUE_MODULES | {FACADE}
+VALUES = f"{REGISTRY}.values"
 # What only the facade may touch: the stores behind it and the outbox it applies.
 FORBIDDEN_ATTRIBUTES = frozenset({"repository", "database", "apply_outbox"})
 
@@ -47,7 +43,7 @@ def registry_imports(source: str, package: str = "agentic_labeling.servers") -> 
                 module = f"{base}.{node.module}" if node.module else base
             else:
                 module = _absolute(node.module or "")
-            # From a package (`from agentic_labeling.registry import objects`) each name is
+            # From a package (`from agentic_labeling.registry import coordinator`) each name is
             # a module; from a module, the names are its values.
             if module in ("agentic_labeling", REGISTRY):
                 names = [f"{module}.{alias.name}" for alias in node.names]
@@ -60,11 +56,15 @@ def registry_imports(source: str, package: str = "agentic_labeling.servers") -> 
                 yield name
 
 
+def _allowed(name: str) -> bool:
+    return name in (FACADE, VALUES) or name.startswith(f"{VALUES}.")
+
+
 def violations(source: str) -> list[str]:
     """Registry modules imported past the facade, and attributes only the facade may use."""
     found = []
     for name in registry_imports(source):
-        if name not in ALLOWED:
+        if not _allowed(name):
             found.append(f"imports {name}")
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES:
@@ -90,12 +90,13 @@ def test_server_modules_reach_the_registry_only_through_its_facade(path: Path) -
     "source",
     [
         "from agentic_labeling.registry.repository import Repository",
-        "from agentic_labeling.registry import objects",
+        "from agentic_labeling.registry.metadata import objects",
         "from agentic_labeling import registry",
         "import agentic_labeling.registry.database",
-        "from registry.image_store import ImageStore",
-        "import registry.masks",
-        "from ..registry import outbox",
+        "from registry.files.image_store import ImageStore",
+        "import registry.files.masks",
+        "from ..registry.metadata import outbox",
+        "from agentic_labeling.registry.values_extra import x",
     ],
 )
 def test_the_rule_refuses_every_spelling_of_a_store_import(source: str) -> None:
@@ -118,10 +119,11 @@ def test_the_rule_refuses_reaching_past_the_facade(source: str) -> None:
     "source",
     [
         "from agentic_labeling.registry.coordinator import Registry",
-        "from agentic_labeling.registry.records import Page, Source",
-        "from agentic_labeling.registry.resource_names import format_name",
-        "from agentic_labeling.registry.dataset_records import DatasetRecord",
-        "from agentic_labeling.registry import records",
+        "from agentic_labeling.registry.values.records import Page, Source",
+        "from agentic_labeling.registry.values.resource_names import format_name",
+        "from agentic_labeling.registry.values.dataset_records import DatasetRecord",
+        "from agentic_labeling.registry.values import records",
+        "from agentic_labeling.registry.values.input_checks import check_text",
     ],
 )
 def test_the_rule_allows_the_facade_and_value_modules(source: str) -> None:

@@ -27,7 +27,8 @@ from agentic_labeling.registry.database import (
     open_database,
     start_embedded_postgres,
 )
-from agentic_labeling.registry.records import (
+from agentic_labeling.registry.repository import Repository
+from agentic_labeling.registry.values.records import (
     BatchCreateResult,
     BoundingBox,
     NewFrame,
@@ -36,7 +37,6 @@ from agentic_labeling.registry.records import (
     Source,
     SourceKind,
 )
-from agentic_labeling.registry.repository import Repository
 
 DATABASE = "registry_tests"
 EMBEDDING_DIM = 8

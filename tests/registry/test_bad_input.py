@@ -17,8 +17,8 @@ from agentic_labeling.errors import (
     NotFound,
     ResourceExhausted,
 )
-from agentic_labeling.registry.object_batches import BatchLimits, create_batch
-from agentic_labeling.registry.records import BoundingBox, NewObject
+from agentic_labeling.registry.metadata.object_batches import BatchLimits, create_batch
+from agentic_labeling.registry.values.records import BoundingBox, NewObject
 
 # Each case: how to spoil the second object of a good two-object batch, the error, the field.
 CASES = {

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from agentic_labeling.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from agentic_labeling.registry.records import NewCategory
+from agentic_labeling.registry.values.records import NewCategory
 
 
 async def count_rows(repo, table: str) -> int:

@@ -9,7 +9,7 @@ from uuid import uuid4
 import pytest
 
 from agentic_labeling.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from agentic_labeling.registry.records import NewCategory
+from agentic_labeling.registry.values.records import NewCategory
 
 
 async def test_create_category_stores_name_and_synonyms_in_order(repo) -> None:

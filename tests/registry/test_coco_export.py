@@ -13,9 +13,9 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from agentic_labeling.errors import InvalidArgument
-from agentic_labeling.registry.coco_export import write_coco
-from agentic_labeling.registry.label_import import read_coco
-from agentic_labeling.registry.label_sets import (
+from agentic_labeling.registry.datasets.coco_export import write_coco
+from agentic_labeling.registry.datasets.label_import import read_coco
+from agentic_labeling.registry.datasets.label_sets import (
     ExportSummary,
     ImageTransfer,
     LabelImage,

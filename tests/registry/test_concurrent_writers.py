@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from agentic_labeling.registry.records import BoundingBox, NewObject
+from agentic_labeling.registry.values.records import BoundingBox, NewObject
 
 WRITERS = 16
 BATCHES = 50

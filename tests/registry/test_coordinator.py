@@ -16,7 +16,7 @@ import pytest
 
 from agentic_labeling.errors import InvalidArgument, NotFound
 from agentic_labeling.registry.coordinator import Registry
-from agentic_labeling.registry.records import (
+from agentic_labeling.registry.values.records import (
     BoundingBox,
     NewObject,
     NewSource,
@@ -24,7 +24,7 @@ from agentic_labeling.registry.records import (
     Source,
     SourceKind,
 )
-from agentic_labeling.registry.vector_store import VectorPoint
+from agentic_labeling.registry.vectors.vector_store import VectorPoint
 from agentic_labeling.servers.conversions import mask_message
 from agentic_labeling.servers.registry_conversions import MaskInput
 from agentic_labeling.settings import Settings

@@ -14,13 +14,17 @@ from dataset_fixtures import built, definition, images_with_objects
 from PIL import Image
 
 from agentic_labeling.errors import Cancelled, FailedPrecondition, InvalidArgument
-from agentic_labeling.registry.dataset_export import ExportRequest, export_dataset, image_file
-from agentic_labeling.registry.dataset_records import DatasetImage, Split
-from agentic_labeling.registry.ground_truth import LabelSetFormat, open_label_set
-from agentic_labeling.registry.image_store import ImageStore
-from agentic_labeling.registry.label_sets import ExportFormat, ImageTransfer
-from agentic_labeling.registry.masks import MaskStore
+from agentic_labeling.registry.datasets.dataset_export import (
+    ExportRequest,
+    export_dataset,
+    image_file,
+)
+from agentic_labeling.registry.datasets.ground_truth import LabelSetFormat, open_label_set
+from agentic_labeling.registry.datasets.label_sets import ExportFormat, ImageTransfer
+from agentic_labeling.registry.files.image_store import ImageStore
+from agentic_labeling.registry.files.masks import MaskStore
 from agentic_labeling.registry.repository import Repository
+from agentic_labeling.registry.values.dataset_records import DatasetImage, Split
 
 
 class RecordedProgress:

@@ -7,8 +7,12 @@ from collections import Counter
 
 import pytest
 
-from agentic_labeling.registry.dataset_records import SPLITS, Split, SplitRatios
-from agentic_labeling.registry.dataset_splits import SplitGroup, assign_splits, split_targets
+from agentic_labeling.registry.datasets.dataset_splits import (
+    SplitGroup,
+    assign_splits,
+    split_targets,
+)
+from agentic_labeling.registry.values.dataset_records import SPLITS, Split, SplitRatios
 
 DEFAULT = SplitRatios(0.8, 0.1, 0.1)
 

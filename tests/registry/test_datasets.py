@@ -28,14 +28,14 @@ from agentic_labeling.errors import (
     InvalidArgument,
     NotFound,
 )
-from agentic_labeling.registry.dataset_records import (
+from agentic_labeling.registry.values.dataset_records import (
     SPLITS,
     DatasetState,
     Split,
     SplitGrouping,
     SplitRatios,
 )
-from agentic_labeling.registry.records import BoundingBox, NewObject
+from agentic_labeling.registry.values.records import BoundingBox, NewObject
 
 # --- Definitions --------------------------------------------------------------------------------
 

@@ -12,8 +12,8 @@ import pytest
 
 from agentic_labeling.errors import FailedPrecondition
 from agentic_labeling.registry.coordinator import Registry
-from agentic_labeling.registry.edge_vectors import EdgeVectorStore
-from agentic_labeling.registry.records import BoundingBox, NewObject, NewSource, SourceKind
+from agentic_labeling.registry.values.records import BoundingBox, NewObject, NewSource, SourceKind
+from agentic_labeling.registry.vectors.edge_vectors import EdgeVectorStore
 from agentic_labeling.settings import Settings
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agentic_labeling.registry.export_target import find_staging, staged_directory, sweep_staging
+from agentic_labeling.registry.datasets.export_target import (
+    find_staging,
+    staged_directory,
+    sweep_staging,
+)
 
 LIVE = "a" * 32
 DEAD = "0123456789abcdef"

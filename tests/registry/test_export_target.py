@@ -8,8 +8,12 @@ from pathlib import Path
 import pytest
 
 from agentic_labeling.errors import AlreadyExists, FailedPrecondition, InvalidArgument
-from agentic_labeling.registry.export_target import place_image, resolve_target, staged_directory
-from agentic_labeling.registry.label_sets import ImageTransfer
+from agentic_labeling.registry.datasets.export_target import (
+    place_image,
+    resolve_target,
+    staged_directory,
+)
+from agentic_labeling.registry.datasets.label_sets import ImageTransfer
 
 
 def _tree(path: Path) -> list[str]:

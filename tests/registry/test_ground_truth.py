@@ -14,9 +14,13 @@ from PIL import Image
 
 from agentic_labeling.errors import InvalidArgument
 from agentic_labeling.registry.coordinator import Registry
-from agentic_labeling.registry.ground_truth import LabelSetFormat, import_label_set, open_label_set
-from agentic_labeling.registry.label_import import ImportedLabelSet
-from agentic_labeling.registry.label_sets import LabelImage, LabelObject
+from agentic_labeling.registry.datasets.ground_truth import (
+    LabelSetFormat,
+    import_label_set,
+    open_label_set,
+)
+from agentic_labeling.registry.datasets.label_import import ImportedLabelSet
+from agentic_labeling.registry.datasets.label_sets import LabelImage, LabelObject
 from agentic_labeling.settings import Settings
 
 

@@ -14,7 +14,7 @@ from image_samples import declared_png, oriented_jpeg, upright_test_image
 from PIL import Image
 
 from agentic_labeling.errors import InvalidArgument
-from agentic_labeling.registry.image_store import ImageStore
+from agentic_labeling.registry.files.image_store import ImageStore
 
 
 def _encoded(image_format: str, seed: int = 0) -> bytes:

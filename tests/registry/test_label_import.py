@@ -14,7 +14,7 @@ from image_samples import oriented_jpeg, upright_test_image
 from PIL import Image
 
 from agentic_labeling.errors import InvalidArgument
-from agentic_labeling.registry.label_import import read_coco, read_yolo
+from agentic_labeling.registry.datasets.label_import import read_coco, read_yolo
 
 
 def _image(path: Path, width: int = 40, height: int = 30) -> Path:

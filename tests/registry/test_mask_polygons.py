@@ -9,7 +9,7 @@ import pytest
 from label_fixtures import ring_mask, two_part_mask, within_one_pixel
 
 from agentic_labeling.errors import InvalidArgument
-from agentic_labeling.registry.mask_polygons import (
+from agentic_labeling.registry.datasets.mask_polygons import (
     box_polygon,
     mask_to_polygons,
     polygon_pixel_box,

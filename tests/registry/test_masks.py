@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from agentic_labeling.errors import InvalidArgument, NotFound, ResourceExhausted
-from agentic_labeling.registry.masks import (
+from agentic_labeling.registry.files.masks import (
     MAX_MASK_BYTES,
     MaskStore,
     decode_mask_png,

@@ -10,7 +10,7 @@ from uuid import uuid4
 import pytest
 
 from agentic_labeling.errors import FailedPrecondition, InvalidArgument, NotFound
-from agentic_labeling.registry.records import (
+from agentic_labeling.registry.values.records import (
     BoundingBox,
     Correction,
     NewCategory,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import uuid4
 
-from agentic_labeling.registry.records import NewCategory, ObjectChanges
+from agentic_labeling.registry.values.records import NewCategory, ObjectChanges
 
 
 async def test_objects_with_embeddings_are_enqueued_for_upsert_with_their_state(

@@ -8,7 +8,11 @@ from uuid import uuid4
 import pytest
 
 from agentic_labeling.errors import InvalidArgument
-from agentic_labeling.registry.page_tokens import decode_page_token, encode_page_token, page_scope
+from agentic_labeling.registry.query.page_tokens import (
+    decode_page_token,
+    encode_page_token,
+    page_scope,
+)
 
 
 def test_a_token_round_trips_every_kind_of_sort_value_exactly() -> None:

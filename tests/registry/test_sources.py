@@ -9,7 +9,7 @@ from uuid import uuid4
 import pytest
 
 from agentic_labeling.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from agentic_labeling.registry.records import NewFrame, NewSource, SourceKind
+from agentic_labeling.registry.values.records import NewFrame, NewSource, SourceKind
 
 SHA = "ab" * 32
 

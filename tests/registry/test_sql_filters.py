@@ -15,7 +15,12 @@ import pytest
 from psycopg import sql
 
 from agentic_labeling.errors import InvalidArgument
-from agentic_labeling.filtering import (
+from agentic_labeling.registry.metadata.categories import CATEGORY_LISTING
+from agentic_labeling.registry.metadata.objects import OBJECT_LISTING
+from agentic_labeling.registry.metadata.sources import SOURCE_LISTING
+from agentic_labeling.registry.metadata.tracks import TRACK_LISTING
+from agentic_labeling.registry.query import queryable_fields
+from agentic_labeling.registry.query.filtering import (
     And,
     Comparison,
     Expr,
@@ -29,11 +34,15 @@ from agentic_labeling.filtering import (
     format_filter,
     parse_filter,
 )
-from agentic_labeling.registry import queryable_fields
-from agentic_labeling.registry.categories import CATEGORY_LISTING
-from agentic_labeling.registry.objects import OBJECT_LISTING
-from agentic_labeling.registry.queryable_fields import OBJECT_FILTER, SOURCE_FILTER
-from agentic_labeling.registry.records import (
+from agentic_labeling.registry.query.queryable_fields import OBJECT_FILTER, SOURCE_FILTER
+from agentic_labeling.registry.query.sql_filters import (
+    OBJECT_FILTER_SQL,
+    SOURCE_FILTER_SQL,
+    FilterSql,
+    QueryParams,
+    where_clause,
+)
+from agentic_labeling.registry.values.records import (
     BoundingBox,
     Correction,
     NewCategory,
@@ -43,15 +52,6 @@ from agentic_labeling.registry.records import (
     Source,
     SourceKind,
 )
-from agentic_labeling.registry.sources import SOURCE_LISTING
-from agentic_labeling.registry.sql_filters import (
-    OBJECT_FILTER_SQL,
-    SOURCE_FILTER_SQL,
-    FilterSql,
-    QueryParams,
-    where_clause,
-)
-from agentic_labeling.registry.tracks import TRACK_LISTING
 
 CONFIDENCES = [0.1, 0.25, 0.5, 0.75, 0.9, 1.0]
 TIMES = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=d, microseconds=d) for d in range(4)]

@@ -20,7 +20,7 @@ import qdrant_edge as edge
 from qdrant_client import AsyncQdrantClient, models
 
 from agentic_labeling.errors import InvalidArgument
-from agentic_labeling.filtering import (
+from agentic_labeling.registry.query.filtering import (
     And,
     Comparison,
     Expr,
@@ -32,10 +32,10 @@ from agentic_labeling.filtering import (
     format_filter,
     parse_filter,
 )
-from agentic_labeling.registry.edge_vectors import EdgeVectorStore
-from agentic_labeling.registry.qdrant_server_vectors import QdrantServerVectorStore
-from agentic_labeling.registry.queryable_fields import OBJECT_FILTER
-from agentic_labeling.registry.vector_filters import (
+from agentic_labeling.registry.query.queryable_fields import OBJECT_FILTER
+from agentic_labeling.registry.vectors.edge_vectors import EdgeVectorStore
+from agentic_labeling.registry.vectors.qdrant_server_vectors import QdrantServerVectorStore
+from agentic_labeling.registry.vectors.vector_filters import (
     OBJECT_PAYLOAD,
     PayloadKind,
     from_timestamp_us,
@@ -44,7 +44,7 @@ from agentic_labeling.registry.vector_filters import (
     to_edge_filter,
     to_timestamp_us,
 )
-from agentic_labeling.registry.vector_store import (
+from agentic_labeling.registry.vectors.vector_store import (
     HnswSettings,
     ObjectPayload,
     VectorPoint,

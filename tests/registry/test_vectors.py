@@ -29,12 +29,12 @@ from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
 from agentic_labeling.errors import FailedPrecondition, InvalidArgument, Unavailable
-from agentic_labeling.filtering import Comparison, Expr, Op, evaluate, parse_filter
 from agentic_labeling.local_mesh import unused_port
-from agentic_labeling.registry.edge_vectors import EdgeVectorStore
-from agentic_labeling.registry.qdrant_server_vectors import QdrantServerVectorStore
-from agentic_labeling.registry.queryable_fields import OBJECT_FILTER
-from agentic_labeling.registry.vector_store import (
+from agentic_labeling.registry.query.filtering import Comparison, Expr, Op, evaluate, parse_filter
+from agentic_labeling.registry.query.queryable_fields import OBJECT_FILTER
+from agentic_labeling.registry.vectors.edge_vectors import EdgeVectorStore
+from agentic_labeling.registry.vectors.qdrant_server_vectors import QdrantServerVectorStore
+from agentic_labeling.registry.vectors.vector_store import (
     HnswSettings,
     ObjectPayload,
     VectorPoint,
@@ -463,8 +463,8 @@ _KILLED_WRITER = """
 import asyncio, os, signal, sys, uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from agentic_labeling.registry.edge_vectors import EdgeVectorStore
-from agentic_labeling.registry.vector_store import ObjectPayload, VectorPoint
+from agentic_labeling.registry.vectors.edge_vectors import EdgeVectorStore
+from agentic_labeling.registry.vectors.vector_store import ObjectPayload, VectorPoint
 
 async def main() -> None:
     store = await EdgeVectorStore.open(Path(sys.argv[1]), dimension=8)

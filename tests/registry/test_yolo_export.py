@@ -17,15 +17,15 @@ from label_fixtures import (
 )
 
 from agentic_labeling.errors import InvalidArgument
-from agentic_labeling.registry.label_import import read_yolo
-from agentic_labeling.registry.label_sets import (
+from agentic_labeling.registry.datasets.label_import import read_yolo
+from agentic_labeling.registry.datasets.label_sets import (
     ExportSummary,
     ImageTransfer,
     LabelImage,
     LabelObject,
 )
-from agentic_labeling.registry.mask_polygons import mask_to_polygons
-from agentic_labeling.registry.yolo_export import write_yolo
+from agentic_labeling.registry.datasets.mask_polygons import mask_to_polygons
+from agentic_labeling.registry.datasets.yolo_export import write_yolo
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ import pytest
 from google.protobuf import duration_pb2, field_mask_pb2
 
 from agentic_labeling.errors import InvalidArgument
-from agentic_labeling.registry import categories as category_store
-from agentic_labeling.registry import objects as object_store
-from agentic_labeling.registry.records import (
+from agentic_labeling.registry.metadata import categories as category_store
+from agentic_labeling.registry.metadata import objects as object_store
+from agentic_labeling.registry.values.records import (
     BatchCreateResult,
     BoundingBox,
     Category,

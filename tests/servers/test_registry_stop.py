@@ -18,7 +18,7 @@ from psycopg import sql
 
 from agentic_labeling.local_mesh import start_server_process
 from agentic_labeling.registry.database import start_embedded_postgres
-from agentic_labeling.registry.edge_vectors import EdgeVectorStore
+from agentic_labeling.registry.vectors.edge_vectors import EdgeVectorStore
 from agentic_labeling.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 
 DIM = 8

@@ -442,7 +442,7 @@ def _start_registry(start: _Start, triton_address: str) -> Component:
         error = refused.error
         recorded = error.metadata.get("error.recorded")
         if asked is None and recorded is not None and "error.stored" not in error.metadata:
-            from agentic_labeling.registry.embedding_dimension import where_stored
+            from agentic_labeling.registry.vectors.embedding_dimension import where_stored
 
             other = "--postgres-dsn" if settings.postgres_dsn else "--data-dir"
             raise CliFailure(
