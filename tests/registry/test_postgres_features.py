@@ -30,7 +30,7 @@ PGVECTOR_DISTANCE = re.compile(
 
 
 def _registry_sources() -> list[Path]:
-    return sorted([*REGISTRY.glob("*.py"), *(REGISTRY / "migrations").glob("*.sql")])
+    return sorted([*REGISTRY.rglob("*.py"), *(REGISTRY / "migrations").glob("*.sql")])
 
 
 def test_the_registry_never_calls_a_pgvector_distance_or_index() -> None:
