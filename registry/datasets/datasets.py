@@ -45,7 +45,7 @@ from agentic_labeling.registry.database import Connection, Database
 from agentic_labeling.registry.datasets.dataset_splits import SplitGroup, assign_splits
 from agentic_labeling.registry.metadata.categories import resolve_category_names
 from agentic_labeling.registry.query.filtering import parse_filter
-from agentic_labeling.registry.query.keyset import Listing, SortField, plan_page
+from agentic_labeling.registry.query.keyset import Listing, SortField, fetch_page, plan_page
 from agentic_labeling.registry.query.listing import OrderKey
 from agentic_labeling.registry.query.sql_filters import OBJECT_FILTER_SQL, QueryParams, where_clause
 from agentic_labeling.registry.values.dataset_records import (
@@ -374,18 +374,11 @@ class DatasetStore:
         most 1000; tokens are opaque and stay valid while datasets are added or deleted."""
         params = QueryParams()
         plan = plan_page(DATASET_LISTING, params, page_size=page_size, page_token=page_token)
-        query = sql.SQL("SELECT {}, {} FROM datasets d WHERE {} ORDER BY {} LIMIT {}").format(
-            _DATASET_COLUMNS,
-            plan.sort_columns,
-            plan.seek,
-            plan.order_by,
-            sql.Literal(plan.limit),
-        )
 
         async def work(conn: Connection) -> Page[DatasetRecord]:
-            async with conn.cursor(row_factory=dict_row) as cursor:
-                await cursor.execute(query, params.values)
-                rows, token = plan.page(await cursor.fetchall())
+            rows, token = await fetch_page(
+                conn, plan, params, columns=_DATASET_COLUMNS, table=sql.SQL("datasets d")
+            )
             return Page(tuple(await _records(conn, rows)), token)
 
         return await self._db.transact(work, snapshot=True)

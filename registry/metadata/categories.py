@@ -21,9 +21,9 @@ from agentic_labeling.errors import AlreadyExists, FailedPrecondition, InvalidAr
 from agentic_labeling.registry.database import Connection, Database
 from agentic_labeling.registry.metadata.outbox import enqueue
 from agentic_labeling.registry.metadata.tracks import drop_empty_tracks
-from agentic_labeling.registry.query.keyset import Listing, SortField, plan_page
+from agentic_labeling.registry.query.keyset import Listing, ListQuery, SortField, list_page
 from agentic_labeling.registry.query.listing import OrderKey
-from agentic_labeling.registry.query.sql_filters import CATEGORY_FILTER_SQL, QueryParams
+from agentic_labeling.registry.query.sql_filters import CATEGORY_FILTER_SQL
 from agentic_labeling.registry.values.input_checks import check_name
 from agentic_labeling.registry.values.records import (
     Category,
@@ -73,6 +73,11 @@ def _category_from_row(row: Mapping[str, Any]) -> Category:
         object_count=row["object_count"],
         create_time=row["create_time"],
     )
+
+
+_CATEGORY_QUERY = ListQuery(
+    CATEGORY_LISTING, _CATEGORY_COLUMNS, sql.SQL("categories c"), _category_from_row
+)
 
 
 async def _load(conn: Connection, category_id: UUID, field: str = "name") -> Category:
@@ -244,29 +249,7 @@ class CategoryStore:
         self, *, filter: str = "", order_by: str = "", page_size: int = 0, page_token: str = ""
     ) -> Page[Category]:
         """Categories (filter: display_name, which also matches synonyms, any case)."""
-        params = QueryParams()
-        plan = plan_page(
-            CATEGORY_LISTING,
-            params,
-            filter_text=filter,
-            order_by=order_by,
-            page_size=page_size,
-            page_token=page_token,
-        )
-        query = sql.SQL(
-            "SELECT {}, {} FROM categories c WHERE {} AND {} ORDER BY {} LIMIT {}"
-        ).format(
-            _CATEGORY_COLUMNS,
-            plan.sort_columns,
-            plan.filter,
-            plan.seek,
-            plan.order_by,
-            sql.Literal(plan.limit),
-        )
-        async with self._db.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
-            await cursor.execute(query, params.values)
-            rows, token = plan.page(await cursor.fetchall())
-        return Page(tuple(_category_from_row(row) for row in rows), token)
+        return await list_page(self._db, _CATEGORY_QUERY, filter, order_by, page_size, page_token)
 
     async def update(
         self,

@@ -15,7 +15,6 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import sql
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from agentic_labeling.errors import FailedPrecondition, InvalidArgument
@@ -32,7 +31,7 @@ from agentic_labeling.registry.metadata.object_rows import (
 from agentic_labeling.registry.metadata.outbox import enqueue
 from agentic_labeling.registry.metadata.tracks import drop_empty_tracks
 from agentic_labeling.registry.query.filtering import parse_filter
-from agentic_labeling.registry.query.keyset import Listing, SortField, plan_page
+from agentic_labeling.registry.query.keyset import Listing, ListQuery, SortField, list_page
 from agentic_labeling.registry.query.listing import OrderKey
 from agentic_labeling.registry.query.sql_filters import OBJECT_FILTER_SQL, QueryParams, where_clause
 from agentic_labeling.registry.values.input_checks import (
@@ -80,6 +79,15 @@ OBJECT_LISTING = Listing(
     },
     tiebreak=SortField(sql.SQL("o.id"), "uuid"),
     default_order=(OrderKey("create_time"),),
+)
+
+_OBJECT_QUERY = ListQuery(
+    OBJECT_LISTING,
+    OBJECT_COLUMNS,
+    OBJECT_FROM,
+    object_from_row,
+    # The filter reads only `objects o` (OBJECT_FILTER_SQL): counted without the join.
+    count_table=sql.SQL("objects o"),
 )
 
 _UPDATABLE = frozenset(
@@ -168,36 +176,7 @@ class ObjectStore:
         self, *, filter: str = "", order_by: str = "", page_size: int = 0, page_token: str = ""
     ) -> Page[ObjectRecord]:
         """Objects matching `filter` in `order_by` order, with total_size."""
-        params = QueryParams()
-        plan = plan_page(
-            OBJECT_LISTING,
-            params,
-            filter_text=filter,
-            order_by=order_by,
-            page_size=page_size,
-            page_token=page_token,
-        )
-        query = sql.SQL("SELECT {}, {} FROM {} WHERE {} AND {} ORDER BY {} LIMIT {}").format(
-            OBJECT_COLUMNS,
-            plan.sort_columns,
-            OBJECT_FROM,
-            plan.filter,
-            plan.seek,
-            plan.order_by,
-            sql.Literal(plan.limit),
-        )
-        count = sql.SQL("SELECT count(*) AS n FROM objects o WHERE {}").format(plan.filter)
-
-        async def work(conn: Connection) -> Page[ObjectRecord]:
-            async with conn.cursor(row_factory=dict_row) as cursor:
-                await cursor.execute(query, params.values)
-                rows, token = plan.page(await cursor.fetchall())
-                await cursor.execute(count, params.values)
-                total = await cursor.fetchone()
-            assert total is not None
-            return Page(tuple(object_from_row(row) for row in rows), token, total["n"])
-
-        return await self._db.transact(work, snapshot=True)
+        return await list_page(self._db, _OBJECT_QUERY, filter, order_by, page_size, page_token)
 
     async def update(
         self, object_id: UUID, changes: ObjectChanges, paths: Collection[str]

@@ -21,7 +21,14 @@ from psycopg.types.json import Jsonb
 from agentic_labeling.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument
 from agentic_labeling.registry.database import Connection, Database
 from agentic_labeling.registry.metadata.outbox import enqueue
-from agentic_labeling.registry.query.keyset import Listing, SortField, plan_page
+from agentic_labeling.registry.query.keyset import (
+    Listing,
+    ListQuery,
+    SortField,
+    fetch_page,
+    list_page,
+    plan_page,
+)
 from agentic_labeling.registry.query.listing import OrderKey
 from agentic_labeling.registry.query.sql_filters import SOURCE_FILTER_SQL, QueryParams
 from agentic_labeling.registry.values.input_checks import (
@@ -88,6 +95,15 @@ def _source_from_row(row: Mapping[str, Any]) -> Source:
         frame_count=row["frame_count"],
         object_count=row["object_count"],
     )
+
+
+_SOURCE_QUERY = ListQuery(
+    SOURCE_LISTING,
+    _SOURCE_COLUMNS,
+    sql.SQL("sources s"),
+    _source_from_row,
+    count_table=sql.SQL("sources s"),
+)
 
 
 def _frame_from_row(row: Mapping[str, Any]) -> Frame:
@@ -224,35 +240,7 @@ class SourceStore:
         self, *, filter: str = "", order_by: str = "", page_size: int = 0, page_token: str = ""
     ) -> Page[Source]:
         """Sources (filter: kind, display_name, content_sha256, create_time) with total_size."""
-        params = QueryParams()
-        plan = plan_page(
-            SOURCE_LISTING,
-            params,
-            filter_text=filter,
-            order_by=order_by,
-            page_size=page_size,
-            page_token=page_token,
-        )
-        query = sql.SQL("SELECT {}, {} FROM sources s WHERE {} AND {} ORDER BY {} LIMIT {}").format(
-            _SOURCE_COLUMNS,
-            plan.sort_columns,
-            plan.filter,
-            plan.seek,
-            plan.order_by,
-            sql.Literal(plan.limit),
-        )
-        count = sql.SQL("SELECT count(*) AS n FROM sources s WHERE {}").format(plan.filter)
-
-        async def work(conn: Connection) -> Page[Source]:
-            async with conn.cursor(row_factory=dict_row) as cursor:
-                await cursor.execute(query, params.values)
-                rows, token = plan.page(await cursor.fetchall())
-                await cursor.execute(count, params.values)
-                total = await cursor.fetchone()
-            assert total is not None
-            return Page(tuple(_source_from_row(row) for row in rows), token, total["n"])
-
-        return await self._db.transact(work, snapshot=True)
+        return await list_page(self._db, _SOURCE_QUERY, filter, order_by, page_size, page_token)
 
     async def delete(self, source_id: UUID) -> tuple[DeletedObject, ...]:
         """Delete the source with its frames, tracks and objects; the deleted objects are
@@ -326,22 +314,17 @@ class SourceStore:
             page_token=page_token,
             parent=str(source_id),
         )
-        source = params.add(source_id, "uuid")
-        query = sql.SQL(
-            "SELECT {}, {} FROM frames f WHERE f.source_id = {} AND {} ORDER BY {} LIMIT {}"
-        ).format(
-            _FRAME_COLUMNS,
-            plan.sort_columns,
-            source,
-            plan.seek,
-            plan.order_by,
-            sql.Literal(plan.limit),
-        )
+        of_source = sql.SQL("f.source_id = {}").format(params.add(source_id, "uuid"))
         async with self._db.connection() as conn:
             cursor = await conn.execute("SELECT 1 FROM sources WHERE id = %s", (source_id,))
             if await cursor.fetchone() is None:
                 raise not_found("source", format_name("sources", source_id), "parent")
-            async with conn.cursor(row_factory=dict_row) as rows_cursor:
-                await rows_cursor.execute(query, params.values)
-                rows, token = plan.page(await rows_cursor.fetchall())
+            rows, token = await fetch_page(
+                conn,
+                plan,
+                params,
+                columns=_FRAME_COLUMNS,
+                table=sql.SQL("frames f"),
+                where=of_source,
+            )
         return Page(tuple(_frame_from_row(row) for row in rows), token)

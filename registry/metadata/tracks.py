@@ -26,9 +26,9 @@ from agentic_labeling.registry.metadata.object_rows import (
     object_from_row,
 )
 from agentic_labeling.registry.metadata.outbox import enqueue
-from agentic_labeling.registry.query.keyset import Listing, SortField, plan_page
+from agentic_labeling.registry.query.keyset import Listing, ListQuery, SortField, list_page
 from agentic_labeling.registry.query.listing import OrderKey
-from agentic_labeling.registry.query.sql_filters import TRACK_FILTER_SQL, QueryParams
+from agentic_labeling.registry.query.sql_filters import TRACK_FILTER_SQL
 from agentic_labeling.registry.values.records import Page, SplitResult, Track
 from agentic_labeling.registry.values.resource_names import format_name, not_found
 
@@ -64,6 +64,9 @@ def _track_from_row(row: Mapping[str, Any]) -> Track:
         object_count=row["object_count"],
         create_time=row["create_time"],
     )
+
+
+_TRACK_QUERY = ListQuery(TRACK_LISTING, _TRACK_COLUMNS, _TRACK_FROM, _track_from_row)
 
 
 async def drop_empty_tracks(conn: Connection, track_ids: Sequence[UUID | None]) -> None:
@@ -129,28 +132,7 @@ class TrackStore:
         self, *, filter: str = "", order_by: str = "", page_size: int = 0, page_token: str = ""
     ) -> Page[Track]:
         """Tracks without their objects (filter: source, category, object_count)."""
-        params = QueryParams()
-        plan = plan_page(
-            TRACK_LISTING,
-            params,
-            filter_text=filter,
-            order_by=order_by,
-            page_size=page_size,
-            page_token=page_token,
-        )
-        query = sql.SQL("SELECT {}, {} FROM {} WHERE {} AND {} ORDER BY {} LIMIT {}").format(
-            _TRACK_COLUMNS,
-            plan.sort_columns,
-            _TRACK_FROM,
-            plan.filter,
-            plan.seek,
-            plan.order_by,
-            sql.Literal(plan.limit),
-        )
-        async with self._db.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
-            await cursor.execute(query, params.values)
-            rows, token = plan.page(await cursor.fetchall())
-        return Page(tuple(_track_from_row(row) for row in rows), token)
+        return await list_page(self._db, _TRACK_QUERY, filter, order_by, page_size, page_token)
 
     async def merge(self, track_ids: Sequence[UUID]) -> Track:
         """Move every object of the other tracks into the first one and delete the others.

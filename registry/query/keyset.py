@@ -2,7 +2,10 @@
 after a page token, and the token for the next page.
 
 A page is `ORDER BY <order_by keys>, <id>` and `WHERE <filter> AND <sort key> after <token>`,
-`LIMIT page_size + 1` (the extra row says whether there is a next page). The ID breaks ties
+`LIMIT page_size + 1` (the extra row says whether there is a next page). `plan_page` checks the
+request and builds those pieces; `fetch_page` runs them over a store's table, the one SELECT
+every List shares; `list_page` is a whole filtered List (plan, fetch, count, records) for the
+stores whose List is nothing more (sources, categories, objects, tracks). The ID breaks ties
 and runs in the direction of the last key, so an all-ascending or all-descending order is one
 row comparison `(k1, k2, id) > (...)` that a `(k1, id)` index serves in either direction.
 Every sort expression is NOT NULL (views wrap theirs in COALESCE), so comparisons never meet
@@ -11,14 +14,16 @@ NULL.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from psycopg import sql
+from psycopg.rows import dict_row
 
+from agentic_labeling.registry.database import Connection, Database
 from agentic_labeling.registry.query.filtering import format_filter, parse_filter
 from agentic_labeling.registry.query.listing import OrderKey, effective_page_size, parse_order_by
 from agentic_labeling.registry.query.page_tokens import (
@@ -28,8 +33,20 @@ from agentic_labeling.registry.query.page_tokens import (
     page_scope,
 )
 from agentic_labeling.registry.query.sql_filters import Cast, FilterSql, QueryParams, where_clause
+from agentic_labeling.registry.values.records import Page
 
-__all__ = ["Listing", "PagePlan", "SortField", "plan_page"]
+__all__ = [
+    "ListQuery",
+    "Listing",
+    "PagePlan",
+    "SortField",
+    "count_matching",
+    "fetch_page",
+    "list_page",
+    "plan_page",
+]
+
+T = TypeVar("T")
 
 _KINDS: dict[Cast, type] = {
     "float8": float,
@@ -141,6 +158,101 @@ def plan_page(
         scope=scope,
         key_count=len(fields),
     )
+
+
+async def fetch_page(
+    conn: Connection,
+    plan: PagePlan,
+    params: QueryParams,
+    *,
+    columns: sql.Composable,
+    table: sql.Composable,
+    where: sql.Composable | None = None,
+) -> tuple[Sequence[Mapping[str, Any]], str]:
+    """The page `plan` describes: `SELECT columns FROM table WHERE [where AND] <filter> AND
+    <seek>` in the plan's order, and the token for the next page ("" on the last page).
+
+    `where` narrows the rows before the request's filter (a parent, for frames); its
+    parameters, like the plan's, are in `params`.
+    """
+    conditions = [plan.filter, plan.seek] if where is None else [where, plan.filter, plan.seek]
+    query = sql.SQL("SELECT {}, {} FROM {} WHERE {} ORDER BY {} LIMIT {}").format(
+        columns,
+        plan.sort_columns,
+        table,
+        sql.SQL(" AND ").join(conditions),
+        plan.order_by,
+        sql.Literal(plan.limit),
+    )
+    async with conn.cursor(row_factory=dict_row) as cursor:
+        await cursor.execute(query, params.values)
+        return plan.page(await cursor.fetchall())
+
+
+async def count_matching(
+    conn: Connection, plan: PagePlan, params: QueryParams, *, table: sql.Composable
+) -> int:
+    """How many rows of `table` match the plan's filter, on every page (a List's total_size)."""
+    query = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(table, plan.filter)
+    cursor = await conn.execute(query, params.values)
+    row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@dataclass(frozen=True)
+class ListQuery(Generic[T]):
+    """One List as a whole: what it pages over, the columns and table its SELECT reads, and
+    how a row becomes a record. `count_table`, where the List reports total_size, is the
+    table the filter is counted over."""
+
+    listing: Listing
+    columns: sql.Composable
+    table: sql.Composable
+    from_row: Callable[[Mapping[str, Any]], T]
+    count_table: sql.Composable | None = None
+
+
+async def list_page(
+    db: Database,
+    query: ListQuery[T],
+    filter_text: str = "",
+    order_by: str = "",
+    page_size: int = 0,
+    page_token: str = "",
+) -> Page[T]:
+    """One page of a List method, its arguments in the List's own order.
+
+    The request is checked before any connection is taken (InvalidArgument naming `filter`,
+    `order_by`, `page_size` or `page_token`). A page with total_size is read in one snapshot,
+    so the count agrees with the rows.
+    """
+    params = QueryParams()
+    plan = plan_page(
+        query.listing,
+        params,
+        filter_text=filter_text,
+        order_by=order_by,
+        page_size=page_size,
+        page_token=page_token,
+    )
+
+    async def rows(conn: Connection) -> tuple[tuple[T, ...], str]:
+        found, token = await fetch_page(
+            conn, plan, params, columns=query.columns, table=query.table
+        )
+        return tuple(query.from_row(row) for row in found), token
+
+    count_table = query.count_table
+    if count_table is None:
+        async with db.connection() as conn:
+            return Page(*await rows(conn))
+
+    async def with_total(conn: Connection) -> Page[T]:
+        items, token = await rows(conn)
+        return Page(items, token, await count_matching(conn, plan, params, table=count_table))
+
+    return await db.transact(with_total, snapshot=True)
 
 
 def _seek(
