@@ -1,0 +1,11 @@
+"""The Postgres stores of the registry's metadata, one module per resource.
+
+sources.py         sources (images, videos) and their frames
+source_images.py   a source or a frame registered together with its encoded image
+categories.py      categories with synonyms; resolving a name or synonym
+objects.py         objects: get, list, update, validate, delete, stats
+object_batches.py  BatchCreateObjects: all or nothing, exactly once
+object_rows.py     how an object row is selected and read, for every module returning objects
+tracks.py          tracks: objects of one source followed across frames; merge and split
+outbox.py          what Qdrant must still be told, written with the rows that need it
+"""
