@@ -373,6 +373,7 @@ class Registry:
         *,
         validated_by: str,
         is_validated: bool,
+        track_ids: Sequence[UUID] = (),
     ) -> tuple[ObjectRecord, ...]:
         """`validate` with each corrected mask as the request carried it, decoded at its
         object's source's size; the objects and sources are read in one query each."""
@@ -395,6 +396,7 @@ class Registry:
             arrays,
             validated_by=validated_by,
             is_validated=is_validated,
+            track_ids=track_ids,
         )
 
     async def stats(self, *, filter: str = "", histogram_bins: int = 0) -> Stats:
@@ -409,6 +411,13 @@ class Registry:
 
     async def get_track(self, track_id: UUID) -> Track:
         return await self.repository.tracks.get(track_id)
+
+    async def create_track(
+        self, source_id: UUID, object_ids: Sequence[UUID], *, track_id: UUID | None = None
+    ) -> Track:
+        created = await self.repository.tracks.create(source_id, object_ids, track_id=track_id)
+        await self.apply_outbox()  # the objects' vectors carry their new track
+        return created
 
     async def merge_tracks(self, track_ids: Sequence[UUID]) -> Track:
         merged = await self.repository.tracks.merge(track_ids)
@@ -477,9 +486,11 @@ class Registry:
         *,
         validated_by: str,
         is_validated: bool,
+        track_ids: Sequence[UUID] = (),
     ) -> tuple[ObjectRecord, ...]:
         """Mark objects reviewed, applying corrections (`masks[i]` replaces the mask of
-        `corrections[i]`), all or nothing: replaced mask files are restored on failure."""
+        `corrections[i]`), and every object of the tracks `track_ids`, all or nothing:
+        replaced mask files are restored on failure."""
         previous: dict[UUID, bytes | None] = {}
         try:
             for correction, mask in zip(corrections, masks, strict=True):
@@ -496,6 +507,7 @@ class Registry:
                 ],
                 validated_by=validated_by,
                 is_validated=is_validated,
+                track_ids=track_ids,
             )
         except BaseException:
             for object_id, png in previous.items():
