@@ -35,6 +35,7 @@ class Settings:
     host: str = field(default="127.0.0.1", metadata={"help": "interface servers bind to"})
     registry_port: int = field(default=50051, metadata={"help": "registry server port"})
     orchestrator_port: int = field(default=50052, metadata={"help": "orchestrator server port"})
+    review_port: int = field(default=8765, metadata={"help": "review web app's HTTP port"})
     registry_metrics_port: int = field(
         default=9464,
         metadata={"help": "registry's Prometheus /metrics port (0: any free port, -1: off)"},
@@ -132,7 +133,7 @@ _LOG_FORMATS = ("json", "text")
 
 def _check_settings(s: Settings) -> None:
     problems: list[tuple[str, str]] = []
-    for name in ("registry_port", "orchestrator_port"):
+    for name in ("registry_port", "orchestrator_port", "review_port"):
         port = getattr(s, name)
         if not 0 <= port <= 65535:
             problems.append((name, f"must be between 0 and 65535, got {port}"))
