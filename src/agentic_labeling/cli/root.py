@@ -18,6 +18,7 @@ from agentic_labeling.cli.models import models
 from agentic_labeling.cli.registry import objects, registry, search, stats, validate
 from agentic_labeling.cli.serve import serve
 from agentic_labeling.cli.settings_options import SettingOption, SettingsSource, setting_options
+from agentic_labeling.cli.tracks import tracks
 from agentic_labeling.cli.training import train
 from agentic_labeling.cli.triton import triton
 from agentic_labeling.errors import DomainError
@@ -94,6 +95,7 @@ for command in (
     objects,
     validate,
     categories,
+    tracks,
     stats,
     registry,
     datasets,
