@@ -90,7 +90,12 @@ from agentic_labeling.registry.source_images import (
     create_source_with_image,
 )
 from agentic_labeling.registry.vector_filters import map_comparisons
-from agentic_labeling.registry.vector_store import ObjectPayload, VectorPoint, VectorStore
+from agentic_labeling.registry.vector_store import (
+    ObjectPayload,
+    ScalarQuantization,
+    VectorPoint,
+    VectorStore,
+)
 from agentic_labeling.settings import Settings
 
 __all__ = [
@@ -811,9 +816,14 @@ class Registry:
 async def _open_vectors(settings: Settings, dimension: int) -> VectorStore:
     """The vector store, which must hold vectors of `dimension` if it holds any."""
     try:
+        quantization = ScalarQuantization(enabled=settings.vector_quantization)
         if settings.qdrant_url:
-            return await QdrantServerVectorStore.connect(settings.qdrant_url, dimension=dimension)
-        return await EdgeVectorStore.open(settings.data_dir / "qdrant", dimension=dimension)
+            return await QdrantServerVectorStore.connect(
+                settings.qdrant_url, dimension=dimension, quantization=quantization
+            )
+        return await EdgeVectorStore.open(
+            settings.data_dir / "qdrant", dimension=dimension, quantization=quantization
+        )
     except FailedPrecondition as error:
         if error.reason != "EMBEDDING_DIMENSION_MISMATCH":
             raise

@@ -65,6 +65,13 @@ class Settings:
     qdrant_url: str = field(
         default="", metadata={"help": "external Qdrant URL (empty: embedded Qdrant engine)"}
     )
+    vector_quantization: bool = field(
+        default=True,
+        metadata={
+            "help": "int8 scalar quantization of stored embeddings, rescored on the originals"
+            " (faster similarity search; off: search the float vectors only)"
+        },
+    )
     export_root: Path | None = field(
         default=None,
         metadata={"help": "directory dataset exports are written under (empty: DATA_DIR/exports)"},
