@@ -6,12 +6,12 @@ ByteTrack (Zhang et al. 2022) and BoT-SORT's appearance matching:
 1. confident detections (score >= `high_score_threshold`) against every live track, by the
    IoU of the detection with the track's box predicted at constant velocity (plus, when both
    carry one, the cosine similarity of their embeddings, which settles crossings);
-2. the remaining tracks that were seen on the previous frame against the low-score detections
-   (in [`low_score_threshold`, `high_score_threshold`)): a partly occluded object scores low
-   and would otherwise break its track;
-3. Re-ID: confident detections still unmatched against confirmed tracks still unmatched, by
-   embedding cosine similarity alone, anywhere in the frame: an object back from behind an
-   occluder or from outside the frame, too far from its predicted box for IoU.
+2. the tracks left against the low-score detections (in [`low_score_threshold`,
+   `high_score_threshold`)), asking for more overlap: a partly occluded object scores low and
+   would otherwise break its track;
+3. Re-ID: detections still unmatched against confirmed tracks still unmatched, by embedding
+   cosine similarity alone, anywhere in the frame: an object back from behind an occluder or
+   from outside the frame, too far from its predicted box for IoU.
 
 Matching is category-aware (a car never continues a person's track) and each pass is solved as
 an assignment problem (`scipy.optimize.linear_sum_assignment`). A new track is confirmed, and
@@ -53,10 +53,12 @@ class TrackerConfig:
     """Thresholds of the tracker; `reid=False` gives IoU-and-motion-only tracking."""
 
     iou_threshold: float = 0.3  # least IoU with a track's predicted box to continue it
-    low_score_threshold: float = 0.1  # below: ignored; [low, high): only continue a track
+    low_score_threshold: float = (
+        0.1  # below: ignored; [low, high): only continue a track
+    )
     high_score_threshold: float = 0.5  # at or above: may continue or start a track
     reid_threshold: float = 0.7  # least cosine similarity to re-identify a lost track
-    max_age: int = 30  # frames a confirmed track may go unseen before it is forgotten
+    max_age: int = 60  # frames a confirmed track may go unseen before it is forgotten
     min_hits: int = 2  # consecutive frames before a new track is confirmed and numbered
     reid: bool = True  # use embeddings (pass 1 tie-breaks, pass 3 Re-ID) when detections have them
 
@@ -78,7 +80,9 @@ class TrackerConfig:
         _check_count("max_age", self.max_age, 0)
         _check_count("min_hits", self.min_hits, 1)
         if not isinstance(self.reid, bool):
-            raise InvalidArgument(f"reid must be true or false, not {self.reid!r}", field="reid")
+            raise InvalidArgument(
+                f"reid must be true or false, not {self.reid!r}", field="reid"
+            )
 
 
 def _check_range(name: str, value: object, low: float, high: float) -> None:
@@ -134,7 +138,9 @@ class Tracker:
         self._last_frame: int | None = None
         self._next_number = 1
 
-    def update(self, frame_index: int, detections: Sequence[Detection]) -> list[int | None]:
+    def update(
+        self, frame_index: int, detections: Sequence[Detection]
+    ) -> list[int | None]:
         """Take one frame's detections; return a track number per detection, or None.
 
         Frames come in increasing index order; a gap is allowed (missed frames age the
@@ -142,7 +148,11 @@ class Tracker:
         or a new track before `min_hits`. Raises InvalidArgument for a frame index not above
         the previous one, or a malformed detection (the field named), changing no state.
         """
-        if isinstance(frame_index, bool) or not isinstance(frame_index, int) or frame_index < 0:
+        if (
+            isinstance(frame_index, bool)
+            or not isinstance(frame_index, int)
+            or frame_index < 0
+        ):
             raise InvalidArgument(
                 f"frame_index must be a whole number >= 0, not {frame_index!r}",
                 field="frame_index",
@@ -155,13 +165,14 @@ class Tracker:
                 reason="FRAME_OUT_OF_ORDER",
             )
         boxes, embeddings = self._checked(detections)
-        previous = self._last_frame
         self._last_frame = frame_index
         self._forget_old(frame_index)
 
         cfg = self.config
         scores = np.array([d.score for d in detections], dtype=np.float64)
-        high = [i for i in range(len(detections)) if scores[i] >= cfg.high_score_threshold]
+        high = [
+            i for i in range(len(detections)) if scores[i] >= cfg.high_score_threshold
+        ]
         low = [
             i
             for i in range(len(detections))
@@ -171,32 +182,49 @@ class Tracker:
 
         # Pass 1: confident detections against every track, by predicted overlap.
         free = list(self._tracks)
-        pairs = self._match_overlap(frame_index, free, high, detections, boxes, embeddings)
+        pairs = self._match_overlap(
+            frame_index, free, high, detections, boxes, embeddings
+        )
         matched.update(pairs)
-        # Pass 2: tracks seen on the previous frame against low-score detections.
+        # Pass 2: the tracks left against low-score detections. ByteTrack takes only those seen
+        # on the previous frame; a lost one is let in too, as an object coming out from behind
+        # something is often half hidden for many frames after it was missed.
         taken = {id(t) for t in matched.values()}
-        recent = [t for t in self._tracks if id(t) not in taken and t.last_frame == previous]
+        left = [t for t in self._tracks if id(t) not in taken]
         matched.update(
-            self._match_overlap(frame_index, recent, low, detections, boxes, None, low_pass=True)
+            self._match_overlap(
+                frame_index, left, low, detections, boxes, None, low_pass=True
+            )
         )
         # Pass 3: Re-ID of confirmed tracks by appearance alone.
         reidentified: dict[int, _Track] = {}
         if cfg.reid:
             taken = {id(t) for t in matched.values()}
-            lost = [t for t in self._tracks if id(t) not in taken and t.number is not None]
-            unmatched = [i for i in high if i not in matched]
-            reidentified = self._match_appearance(lost, unmatched, detections, embeddings)
+            lost = [
+                t for t in self._tracks if id(t) not in taken and t.number is not None
+            ]
+            # Low-score detections too: a lost object often comes back partly hidden.
+            unmatched = [i for i in high + low if i not in matched]
+            reidentified = self._match_appearance(
+                lost, unmatched, detections, embeddings
+            )
 
         for i, track in matched.items():
             self._observe(track, frame_index, boxes[i], embeddings[i], i in high)
         for i, track in reidentified.items():
             # Its motion no longer says where it is: start again from what is seen now.
-            track.box, track.velocity, track.last_frame = boxes[i].copy(), np.zeros(4), frame_index
-            self._observe(track, frame_index, boxes[i], embeddings[i], True)
+            track.box, track.velocity, track.last_frame = (
+                boxes[i].copy(),
+                np.zeros(4),
+                frame_index,
+            )
+            self._observe(track, frame_index, boxes[i], embeddings[i], i in high)
         matched.update(reidentified)
         taken = {id(t) for t in matched.values()}
         # A tentative track must be seen on consecutive frames; one miss ends it.
-        self._tracks = [t for t in self._tracks if id(t) in taken or t.number is not None]
+        self._tracks = [
+            t for t in self._tracks if id(t) in taken or t.number is not None
+        ]
         for i in high:
             if i not in matched:
                 track = _Track(
@@ -209,7 +237,9 @@ class Tracker:
                 self._tracks.append(track)
                 self._confirm_if_ready(track)
                 matched[i] = track
-        return [matched[i].number if i in matched else None for i in range(len(detections))]
+        return [
+            matched[i].number if i in matched else None for i in range(len(detections))
+        ]
 
     def _checked(
         self, detections: Sequence[Detection]
@@ -217,7 +247,9 @@ class Tracker:
         """The detections' boxes (n, 4) and normalised embeddings, or InvalidArgument."""
         boxes = np.zeros((len(detections), 4))
         embeddings: list[FloatArray | None] = []
-        dimension = next((t.embedding.size for t in self._tracks if t.embedding is not None), None)
+        dimension = next(
+            (t.embedding.size for t in self._tracks if t.embedding is not None), None
+        )
         for i, detection in enumerate(detections):
             box = np.asarray(detection.box, dtype=np.float64)
             if (
@@ -233,13 +265,19 @@ class Tracker:
                 )
             boxes[i] = box
             score = detection.score
-            if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
+            if (
+                isinstance(score, bool)
+                or not isinstance(score, int | float)
+                or not 0 <= score <= 1
+            ):
                 raise InvalidArgument(
                     f"score must be a number in [0, 1], not {score!r}",
                     field=f"detections[{i}].score",
                 )
             embeddings.append(
-                self._normalised(detection.embedding, f"detections[{i}].embedding", dimension)
+                self._normalised(
+                    detection.embedding, f"detections[{i}].embedding", dimension
+                )
             )
             if embeddings[-1] is not None:
                 dimension = embeddings[-1].size
@@ -254,7 +292,8 @@ class Tracker:
         array = np.asarray(vector, dtype=np.float64)
         if array.ndim != 1 or array.size == 0 or not np.isfinite(array).all():
             raise InvalidArgument(
-                "embedding must be a non-empty one-dimensional vector of finite numbers", field=name
+                "embedding must be a non-empty one-dimensional vector of finite numbers",
+                field=name,
             )
         if dimension is not None and array.size != dimension:
             raise InvalidArgument(
@@ -263,13 +302,17 @@ class Tracker:
             )
         norm = float(np.linalg.norm(array))
         if norm == 0:
-            raise InvalidArgument("embedding is all zeros: it has no direction", field=name)
+            raise InvalidArgument(
+                "embedding is all zeros: it has no direction", field=name
+            )
         return array / norm
 
     def _forget_old(self, frame_index: int) -> None:
         # A track matched on frame f and missing since has missed frame_index - f - 1 frames.
         self._tracks = [
-            t for t in self._tracks if frame_index - t.last_frame - 1 <= self.config.max_age
+            t
+            for t in self._tracks
+            if frame_index - t.last_frame - 1 <= self.config.max_age
         ]
 
     def _match_overlap(
@@ -288,7 +331,8 @@ class Tracker:
         predicted = np.stack([t.predicted(frame_index) for t in tracks])
         iou = iou_matrix(predicted, boxes[indices])
         same = np.array(
-            [[t.category == detections[i].category for i in indices] for t in tracks], dtype=bool
+            [[t.category == detections[i].category for i in indices] for t in tracks],
+            dtype=bool,
         )
         least = (
             max(_LOW_SCORE_MIN_IOU, self.config.iou_threshold)
@@ -304,7 +348,9 @@ class Tracker:
         return {indices[c]: tracks[r] for r, c in assign(score, allowed)}
 
     @staticmethod
-    def _appearance(tracks: list[_Track], vectors: list[FloatArray | None]) -> FloatArray:
+    def _appearance(
+        tracks: list[_Track], vectors: list[FloatArray | None]
+    ) -> FloatArray:
         similarity = np.zeros((len(tracks), len(vectors)))
         rows = [r for r, t in enumerate(tracks) if t.embedding is not None]
         cols = [c for c, v in enumerate(vectors) if v is not None]
@@ -327,7 +373,8 @@ class Tracker:
             return {}
         similarity = self._appearance(tracks, [embeddings[i] for i in indices])
         same = np.array(
-            [[t.category == detections[i].category for i in indices] for t in tracks], dtype=bool
+            [[t.category == detections[i].category for i in indices] for t in tracks],
+            dtype=bool,
         )
         allowed = same & (similarity >= self.config.reid_threshold)
         return {indices[c]: tracks[r] for r, c in assign(similarity, allowed)}
@@ -343,7 +390,7 @@ class Tracker:
         """Move `track` to what was seen on `frame_index` (an alpha-beta filter)."""
         elapsed = max(frame_index - track.last_frame, 1)
         predicted = track.predicted(frame_index)
-        if track.hits == 1 and track.number is None:
+        if track.hits == 1:
             # Second sighting of a new track: its first real velocity estimate.
             track.velocity = (box - track.box) / elapsed
             track.box = box.copy()
@@ -358,7 +405,9 @@ class Tracker:
             if track.embedding is None:
                 track.embedding = embedding
             else:
-                mixed = (1 - _EMBEDDING_UPDATE) * track.embedding + _EMBEDDING_UPDATE * embedding
+                mixed = (
+                    1 - _EMBEDDING_UPDATE
+                ) * track.embedding + _EMBEDDING_UPDATE * embedding
                 track.embedding = mixed / np.linalg.norm(mixed)
         self._confirm_if_ready(track)
 
