@@ -60,6 +60,7 @@ _HTTP_STATUS = {
 }
 _IMMUTABLE = "private, max-age=86400, immutable"  # picture URLs carry the object's version
 _IMAGES_KEPT = 8  # decoded source images: a page's cards come from few images
+_SOURCES_KEPT = 1024
 
 
 @dataclass
@@ -80,7 +81,19 @@ class _State:
         self.files = ImageFiles(config.images_dir)
         self.pictures = PictureCache()
         self.images: OrderedDict[tuple[str, int], Image.Image] = OrderedDict()
+        # A source's size and image never change: one GetSource per source, not per picture.
+        self.sources: OrderedDict[str, registry_pb2.Source] = OrderedDict()
         self.decisions = 0  # objects decided on: see `decision_round_trips`
+
+    async def source(self, name: str) -> registry_pb2.Source:
+        found = self.sources.get(name)
+        if found is None:
+            found = await self.gateway.get_source(name)
+            self.sources[name] = found
+            while len(self.sources) > _SOURCES_KEPT:
+                self.sources.popitem(last=False)
+        self.sources.move_to_end(name)
+        return found
 
     async def image(self, source: registry_pb2.Source) -> Image.Image:
         key = (source.name, source.create_time.seconds)
@@ -322,7 +335,7 @@ async def _object_and_mask(
     state: _State, name: str
 ) -> tuple[registry_pb2.LabeledObject, registry_pb2.Source, bytes]:
     o = await state.gateway.get_object(name)
-    source = await state.gateway.get_source(o.source)
+    source = await state.source(o.source)
     mask = (await state.gateway.get_mask(name)).png if o.has_mask else b""
     return o, source, mask
 
