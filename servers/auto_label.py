@@ -29,9 +29,12 @@ Errors.
   position; FAILED_PRECONDITION for an image before any config (reason CONFIG_REQUIRED) or a
   server-side URI; UNAVAILABLE when Triton or the registry cannot be reached; an unexpected
   exception is INTERNAL with an incident id (its traceback is in the server log).
+- With `track_objects`, a video frame that is not after the last frame read for its video
+  (repeated or out of order) fails alone: INVALID_ARGUMENT on `item.frame.frame_index`, reason
+  FRAME_OUT_OF_ORDER (servers/frame_tracking.py).
 - The stream itself fails only for what every later image depends on: a bad config
-  (INVALID_ARGUMENT naming the `config.` field), `track_objects` (UNIMPLEMENTED: not built), a
-  message with neither config nor item (INVALID_ARGUMENT naming `payload`). The server stops
+  (INVALID_ARGUMENT naming the `config.` field), a message with neither config nor item
+  (INVALID_ARGUMENT naming `payload`). The server stops
   reading, answers every image it had read, then ends the stream with that status.
 - Cancellation and deadlines: when the client cancels or its deadline passes, gRPC cancels
   the handler and every image task of the stream is cancelled with it, their Triton and
@@ -57,6 +60,7 @@ from agentic_labeling.servers.auto_label_requests import (
     check_config,
 )
 from agentic_labeling.servers.error_status import status_message
+from agentic_labeling.servers.frame_tracking import FrameTurn, StreamTracking
 from agentic_labeling.servers.labeling_pipeline import Deadline, LabelingPipeline, VideoSources
 from agentic_labeling.servers.labeling_window import LabelingWindow
 from agentic_labeling.servers.metrics import LabelingMetrics
@@ -95,6 +99,7 @@ class AutoLabelStream:
         self._client_ids: set[str] = set()  # of the images in work
         self._config: LabelingConfig | None = None
         self._failure: DomainError | None = None
+        self._tracking = StreamTracking()  # used by frames read under track_objects
 
     async def responses(
         self, requests: AsyncIterable[labeling_pb2.AutoLabelRequest]
@@ -161,26 +166,38 @@ class AutoLabelStream:
                     field="item.client_id",
                     reason="DUPLICATE_CLIENT_ID",
                 )
+            # The frame's place in its video's order is taken now, while reading in order.
+            turn = (
+                self._tracking.ticket(item.frame, self._config.min_confidence)
+                if self._config.track_objects and item.HasField("frame")
+                else None
+            )
         except DomainError as exc:
             self._answer(self._failed(item.client_id, exc, received))
             return True
         self._client_ids.add(item.client_id)
-        task = asyncio.create_task(self._label(item, self._config, received))
+        task = asyncio.create_task(self._label(item, self._config, received, turn))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
 
     async def _label(
-        self, item: labeling_pb2.AutoLabelItem, config: LabelingConfig, received: float
+        self,
+        item: labeling_pb2.AutoLabelItem,
+        config: LabelingConfig,
+        received: float,
+        turn: FrameTurn | None,
     ) -> None:
         try:
             async with self._window.slot():
                 answer = await self._pipeline.label(
-                    item, config, self._videos, self._remaining, received=received
+                    item, config, self._videos, self._remaining, received=received, turn=turn
                 )
         except Exception as exc:  # the image fails alone; cancellation passes
             answer = self._failed(item.client_id, exc, received)
         finally:
+            if turn is not None:  # the next frame of the video must not wait for this one
+                turn.finish()
             self._client_ids.discard(item.client_id)
         self._answer(answer)
 
