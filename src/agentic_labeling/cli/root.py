@@ -10,6 +10,7 @@ import click
 from agentic_labeling import __version__
 from agentic_labeling.cli.categories import categories
 from agentic_labeling.cli.datasets import datasets
+from agentic_labeling.cli.demo_video import demo_video
 from agentic_labeling.cli.failures import failure_from_domain_error
 from agentic_labeling.cli.groups import AlabelGroup
 from agentic_labeling.cli.labeling import label
@@ -101,5 +102,6 @@ for command in (
     datasets,
     train,
     models,
+    demo_video,
 ):
     cli.add_command(command)
