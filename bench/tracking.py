@@ -102,12 +102,8 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.tracking", description=__doc__
-    )
-    parser.add_argument(
-        "--videos", type=int, default=10, help="synthetic videos (one seed each)"
-    )
+    parser = argparse.ArgumentParser(prog="python -m bench.tracking", description=__doc__)
+    parser.add_argument("--videos", type=int, default=10, help="synthetic videos (one seed each)")
     parser.add_argument("--frames", type=int, default=300, help="frames per video")
     parser.add_argument("--objects", type=int, default=8, help="objects per video")
     parser.add_argument("--dim", type=int, default=768, help="embedding dimensions")
@@ -121,9 +117,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    scene = SceneConfig(
-        frames=args.frames, objects=args.objects, dim=args.dim, seed=args.seed
-    )
+    scene = SceneConfig(frames=args.frames, objects=args.objects, dim=args.dim, seed=args.seed)
     report = measure(args.videos, scene)
     print(markdown(report))
     if args.out is not None:

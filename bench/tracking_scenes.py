@@ -76,21 +76,15 @@ class SceneConfig:
     high_false_positives: float = 0.02  # high-score false detections per frame (mean)
     dim: int = 64  # embedding dimensions
     embedding_noise: float = 0.5  # noise norm relative to the (unit) base vector
-    category_likeness: float = (
-        0.4  # cosine between two objects' bases within a category
-    )
-    leave_and_return: bool = (
-        True  # an object leaving the frame comes back after a while
-    )
+    category_likeness: float = 0.4  # cosine between two objects' bases within a category
+    leave_and_return: bool = True  # an object leaving the frame comes back after a while
     seed: int = 0
 
 
 @dataclass(frozen=True)
 class Frame:
     index: int
-    truth: list[
-        tuple[int, Box]
-    ]  # (object id, box) of every object at least half visible
+    truth: list[tuple[int, Box]]  # (object id, box) of every object at least half visible
     detections: list[Detection]
 
 
@@ -128,17 +122,14 @@ def _unit(vector: FloatArray) -> FloatArray:
     return vector / np.linalg.norm(vector)
 
 
-def _bases(
-    config: SceneConfig, rng: np.random.Generator, categories: list[str]
-) -> FloatArray:
+def _bases(config: SceneConfig, rng: np.random.Generator, categories: list[str]) -> FloatArray:
     """Unit vectors whose cosine within a category is about `category_likeness`."""
     shared = {c: _unit(rng.standard_normal(config.dim)) for c in config.categories}
     weight = np.sqrt(config.category_likeness)
     return np.stack(
         [
             _unit(
-                weight * shared[c]
-                + np.sqrt(1 - weight**2) * _unit(rng.standard_normal(config.dim))
+                weight * shared[c] + np.sqrt(1 - weight**2) * _unit(rng.standard_normal(config.dim))
             )
             for c in categories
         ]
@@ -162,16 +153,10 @@ def _visible_fractions(
         ],
         axis=1,
     )
-    in_x = (xs[:, :, None] >= covers[:, 0]) & (
-        xs[:, :, None] <= covers[:, 2]
-    )  # (n, grid, k)
+    in_x = (xs[:, :, None] >= covers[:, 0]) & (xs[:, :, None] <= covers[:, 2])  # (n, grid, k)
     in_y = (ys[:, :, None] >= covers[:, 1]) & (ys[:, :, None] <= covers[:, 3])
-    hidden = (in_y[:, :, None, :] & in_x[:, None, :, :] & active[:, None, None, :]).any(
-        axis=-1
-    )
-    inside = ((ys >= 0) & (ys < height))[:, :, None] & ((xs >= 0) & (xs < width))[
-        :, None, :
-    ]
+    hidden = (in_y[:, :, None, :] & in_x[:, None, :, :] & active[:, None, None, :]).any(axis=-1)
+    inside = ((ys >= 0) & (ys < height))[:, :, None] & ((xs >= 0) & (xs < width))[:, None, :]
     return np.asarray((inside & ~hidden).mean(axis=(1, 2)), dtype=np.float64)
 
 
@@ -224,15 +209,11 @@ def _noisy_embedding(
         if visible >= 0.8
         else visible * own + (1 - visible) * _unit(rng.standard_normal(config.dim))
     )
-    noise = (
-        rng.standard_normal(config.dim) * config.embedding_noise / np.sqrt(config.dim)
-    )
+    noise = rng.standard_normal(config.dim) * config.embedding_noise / np.sqrt(config.dim)
     return _unit(mixed + noise)
 
 
-def _false_positive(
-    config: SceneConfig, rng: np.random.Generator, score: float
-) -> Detection:
+def _false_positive(config: SceneConfig, rng: np.random.Generator, score: float) -> Detection:
     w, h = rng.uniform(30, 100, 2)
     x, y = rng.uniform(0, config.width - w), rng.uniform(0, config.height - h)
     return Detection(
@@ -273,9 +254,7 @@ def generate(config: SceneConfig) -> Scene:
         present = [o for o in objects if not o.away]
         boxes = np.array([o.box() for o in present]).reshape(-1, 4)
         depths = np.array([o.depth for o in present])
-        visibility = _visible_fractions(
-            boxes, depths, pillars, config.width, config.height
-        )
+        visibility = _visible_fractions(boxes, depths, pillars, config.width, config.height)
         for obj, box, visible in zip(present, boxes, visibility, strict=True):
             if visible < 0.5:
                 continue
@@ -292,21 +271,15 @@ def generate(config: SceneConfig) -> Scene:
             detections.append(
                 Detection(
                     box=_as_box(noisy),
-                    score=float(
-                        rng.uniform(0.6, 0.95) if high else rng.uniform(0.2, 0.5)
-                    ),
+                    score=float(rng.uniform(0.6, 0.95) if high else rng.uniform(0.2, 0.5)),
                     category=obj.category,
                     embedding=_noisy_embedding(obj.base, visible, config, rng),
                 )
             )
         for _ in range(rng.poisson(config.false_positives)):
-            detections.append(
-                _false_positive(config, rng, float(rng.uniform(0.1, 0.45)))
-            )
+            detections.append(_false_positive(config, rng, float(rng.uniform(0.1, 0.45))))
         for _ in range(rng.poisson(config.high_false_positives)):
-            detections.append(
-                _false_positive(config, rng, float(rng.uniform(0.5, 0.7)))
-            )
+            detections.append(_false_positive(config, rng, float(rng.uniform(0.5, 0.7))))
         order = rng.permutation(len(detections))  # a detector's order says nothing
         frames.append(Frame(index, truth, [detections[i] for i in order]))
         for obj in objects:
@@ -350,18 +323,14 @@ def accumulate(scene: Scene, run: TrackingRun) -> Any:
     accumulator = motmetrics.MOTAccumulator(auto_id=True)
     for frame, numbers in zip(scene.frames, run.numbers, strict=True):
         hypotheses = [
-            (n, d.box)
-            for n, d in zip(numbers, frame.detections, strict=True)
-            if n is not None
+            (n, d.box) for n, d in zip(numbers, frame.detections, strict=True) if n is not None
         ]
         distances = motmetrics.distances.iou_matrix(
             _xywh([b for _, b in frame.truth]),
             _xywh([b for _, b in hypotheses]),
             max_iou=0.5,
         )
-        accumulator.update(
-            [i for i, _ in frame.truth], [n for n, _ in hypotheses], distances
-        )
+        accumulator.update([i for i, _ in frame.truth], [n for n, _ in hypotheses], distances)
     return accumulator
 
 

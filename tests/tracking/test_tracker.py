@@ -54,9 +54,7 @@ def seen(
         ("reid", "yes"),
     ],
 )
-def test_an_absurd_config_value_is_refused_naming_its_field(
-    field: str, value: Any
-) -> None:
+def test_an_absurd_config_value_is_refused_naming_its_field(field: str, value: Any) -> None:
     with pytest.raises(InvalidArgument) as caught:
         TrackerConfig(**{field: value})
     assert [v.field for v in caught.value.violations] == [field]
@@ -186,9 +184,7 @@ def test_a_category_never_continues_another_categorys_track() -> None:
 
 
 def test_a_low_score_detection_continues_a_track_but_never_starts_one() -> None:
-    tracker = Tracker(
-        TrackerConfig(min_hits=1, low_score_threshold=0.1, high_score_threshold=0.5)
-    )
+    tracker = Tracker(TrackerConfig(min_hits=1, low_score_threshold=0.1, high_score_threshold=0.5))
     assert tracker.update(0, [seen(10), seen(600, score=0.3)]) == [1, None]
     assert tracker.update(1, [seen(12, score=0.3), seen(600, score=0.3)]) == [1, None]
     assert tracker.update(2, [seen(14, score=0.05)]) == [None]  # below low: ignored
@@ -254,9 +250,7 @@ def test_a_track_unseen_for_more_than_max_age_frames_is_forgotten() -> None:
     tracker = Tracker(TrackerConfig(min_hits=1, max_age=5))
     assert tracker.update(0, [seen(100, look=0)]) == [1]
     assert tracker.update(6, [seen(100, look=0)]) == [1]  # 5 frames missed: still known
-    assert tracker.update(13, [seen(100, look=0)]) == [
-        2
-    ]  # 6 missed: forgotten, new number
+    assert tracker.update(13, [seen(100, look=0)]) == [2]  # 6 missed: forgotten, new number
 
 
 def test_numbers_are_never_reused_once_a_track_is_forgotten() -> None:

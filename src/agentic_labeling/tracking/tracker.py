@@ -53,9 +53,7 @@ class TrackerConfig:
     """Thresholds of the tracker; `reid=False` gives IoU-and-motion-only tracking."""
 
     iou_threshold: float = 0.3  # least IoU with a track's predicted box to continue it
-    low_score_threshold: float = (
-        0.1  # below: ignored; [low, high): only continue a track
-    )
+    low_score_threshold: float = 0.1  # below: ignored; [low, high): only continue a track
     high_score_threshold: float = 0.5  # at or above: may continue or start a track
     reid_threshold: float = 0.7  # least cosine similarity to re-identify a lost track
     max_age: int = 60  # frames a confirmed track may go unseen before it is forgotten
@@ -80,9 +78,7 @@ class TrackerConfig:
         _check_count("max_age", self.max_age, 0)
         _check_count("min_hits", self.min_hits, 1)
         if not isinstance(self.reid, bool):
-            raise InvalidArgument(
-                f"reid must be true or false, not {self.reid!r}", field="reid"
-            )
+            raise InvalidArgument(f"reid must be true or false, not {self.reid!r}", field="reid")
 
 
 def _check_range(name: str, value: object, low: float, high: float) -> None:
@@ -138,9 +134,7 @@ class Tracker:
         self._last_frame: int | None = None
         self._next_number = 1
 
-    def update(
-        self, frame_index: int, detections: Sequence[Detection]
-    ) -> list[int | None]:
+    def update(self, frame_index: int, detections: Sequence[Detection]) -> list[int | None]:
         """Take one frame's detections; return a track number per detection, or None.
 
         Frames come in increasing index order; a gap is allowed (missed frames age the
@@ -148,11 +142,7 @@ class Tracker:
         or a new track before `min_hits`. Raises InvalidArgument for a frame index not above
         the previous one, or a malformed detection (the field named), changing no state.
         """
-        if (
-            isinstance(frame_index, bool)
-            or not isinstance(frame_index, int)
-            or frame_index < 0
-        ):
+        if isinstance(frame_index, bool) or not isinstance(frame_index, int) or frame_index < 0:
             raise InvalidArgument(
                 f"frame_index must be a whole number >= 0, not {frame_index!r}",
                 field="frame_index",
@@ -170,9 +160,7 @@ class Tracker:
 
         cfg = self.config
         scores = np.array([d.score for d in detections], dtype=np.float64)
-        high = [
-            i for i in range(len(detections)) if scores[i] >= cfg.high_score_threshold
-        ]
+        high = [i for i in range(len(detections)) if scores[i] >= cfg.high_score_threshold]
         low = [
             i
             for i in range(len(detections))
@@ -182,9 +170,7 @@ class Tracker:
 
         # Pass 1: confident detections against every track, by predicted overlap.
         free = list(self._tracks)
-        pairs = self._match_overlap(
-            frame_index, free, high, detections, boxes, embeddings
-        )
+        pairs = self._match_overlap(frame_index, free, high, detections, boxes, embeddings)
         matched.update(pairs)
         # Pass 2: the tracks left against low-score detections. ByteTrack takes only those seen
         # on the previous frame; a lost one is let in too, as an object coming out from behind
@@ -192,22 +178,16 @@ class Tracker:
         taken = {id(t) for t in matched.values()}
         left = [t for t in self._tracks if id(t) not in taken]
         matched.update(
-            self._match_overlap(
-                frame_index, left, low, detections, boxes, None, low_pass=True
-            )
+            self._match_overlap(frame_index, left, low, detections, boxes, None, low_pass=True)
         )
         # Pass 3: Re-ID of confirmed tracks by appearance alone.
         reidentified: dict[int, _Track] = {}
         if cfg.reid:
             taken = {id(t) for t in matched.values()}
-            lost = [
-                t for t in self._tracks if id(t) not in taken and t.number is not None
-            ]
+            lost = [t for t in self._tracks if id(t) not in taken and t.number is not None]
             # Low-score detections too: a lost object often comes back partly hidden.
             unmatched = [i for i in high + low if i not in matched]
-            reidentified = self._match_appearance(
-                lost, unmatched, detections, embeddings
-            )
+            reidentified = self._match_appearance(lost, unmatched, detections, embeddings)
 
         for i, track in matched.items():
             self._observe(track, frame_index, boxes[i], embeddings[i], i in high)
@@ -222,9 +202,7 @@ class Tracker:
         matched.update(reidentified)
         taken = {id(t) for t in matched.values()}
         # A tentative track must be seen on consecutive frames; one miss ends it.
-        self._tracks = [
-            t for t in self._tracks if id(t) in taken or t.number is not None
-        ]
+        self._tracks = [t for t in self._tracks if id(t) in taken or t.number is not None]
         for i in high:
             if i not in matched:
                 track = _Track(
@@ -237,9 +215,7 @@ class Tracker:
                 self._tracks.append(track)
                 self._confirm_if_ready(track)
                 matched[i] = track
-        return [
-            matched[i].number if i in matched else None for i in range(len(detections))
-        ]
+        return [matched[i].number if i in matched else None for i in range(len(detections))]
 
     def _checked(
         self, detections: Sequence[Detection]
@@ -247,9 +223,7 @@ class Tracker:
         """The detections' boxes (n, 4) and normalised embeddings, or InvalidArgument."""
         boxes = np.zeros((len(detections), 4))
         embeddings: list[FloatArray | None] = []
-        dimension = next(
-            (t.embedding.size for t in self._tracks if t.embedding is not None), None
-        )
+        dimension = next((t.embedding.size for t in self._tracks if t.embedding is not None), None)
         for i, detection in enumerate(detections):
             box = np.asarray(detection.box, dtype=np.float64)
             if (
@@ -265,19 +239,13 @@ class Tracker:
                 )
             boxes[i] = box
             score = detection.score
-            if (
-                isinstance(score, bool)
-                or not isinstance(score, int | float)
-                or not 0 <= score <= 1
-            ):
+            if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
                 raise InvalidArgument(
                     f"score must be a number in [0, 1], not {score!r}",
                     field=f"detections[{i}].score",
                 )
             embeddings.append(
-                self._normalised(
-                    detection.embedding, f"detections[{i}].embedding", dimension
-                )
+                self._normalised(detection.embedding, f"detections[{i}].embedding", dimension)
             )
             if embeddings[-1] is not None:
                 dimension = embeddings[-1].size
@@ -302,17 +270,13 @@ class Tracker:
             )
         norm = float(np.linalg.norm(array))
         if norm == 0:
-            raise InvalidArgument(
-                "embedding is all zeros: it has no direction", field=name
-            )
+            raise InvalidArgument("embedding is all zeros: it has no direction", field=name)
         return array / norm
 
     def _forget_old(self, frame_index: int) -> None:
         # A track matched on frame f and missing since has missed frame_index - f - 1 frames.
         self._tracks = [
-            t
-            for t in self._tracks
-            if frame_index - t.last_frame - 1 <= self.config.max_age
+            t for t in self._tracks if frame_index - t.last_frame - 1 <= self.config.max_age
         ]
 
     def _match_overlap(
@@ -348,9 +312,7 @@ class Tracker:
         return {indices[c]: tracks[r] for r, c in assign(score, allowed)}
 
     @staticmethod
-    def _appearance(
-        tracks: list[_Track], vectors: list[FloatArray | None]
-    ) -> FloatArray:
+    def _appearance(tracks: list[_Track], vectors: list[FloatArray | None]) -> FloatArray:
         similarity = np.zeros((len(tracks), len(vectors)))
         rows = [r for r, t in enumerate(tracks) if t.embedding is not None]
         cols = [c for c, v in enumerate(vectors) if v is not None]
@@ -405,9 +367,7 @@ class Tracker:
             if track.embedding is None:
                 track.embedding = embedding
             else:
-                mixed = (
-                    1 - _EMBEDDING_UPDATE
-                ) * track.embedding + _EMBEDDING_UPDATE * embedding
+                mixed = (1 - _EMBEDDING_UPDATE) * track.embedding + _EMBEDDING_UPDATE * embedding
                 track.embedding = mixed / np.linalg.norm(mixed)
         self._confirm_if_ready(track)
 
