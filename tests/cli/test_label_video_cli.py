@@ -335,3 +335,31 @@ def test_with_tracking_a_repeated_or_earlier_frame_fails_alone_naming_frame_inde
                         detail.Unpack(message)
             assert info.reason == "FRAME_OUT_OF_ORDER"
             assert [v.field for v in bad_request.field_violations] == ["item.frame.frame_index"]
+
+
+def test_demo_video_writes_a_video_of_the_frames_and_size_asked_for(tmp_path: Path) -> None:
+    from agentic_labeling.cli.video_frames import Sampling, probe_video, sample_frames
+
+    path = tmp_path / "demo.mkv"
+    result = CliRunner().invoke(
+        cli, ["demo-video", str(path), "--frames", "10", "--size", "64x48", "--fps", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    info = probe_video(path)
+    assert (info.width, info.height) == (64, 48)
+    frames = list(sample_frames(path, Sampling()))
+    assert [f.index for f in frames] == list(range(10))
+    assert frames[5].timestamp_ns == 1_000_000_000
+
+
+@pytest.mark.parametrize(
+    ("args", "mentioned"),
+    [(["clip.txt"], "PATH"), (["clip.mp4", "--size", "63x48"], "--size")],
+    ids=["not-a-video-name", "odd-size"],
+)
+def test_demo_video_refuses_a_bad_name_or_size(
+    tmp_path: Path, args: list[str], mentioned: str
+) -> None:
+    result = CliRunner().invoke(cli, ["demo-video", str(tmp_path / args[0]), *args[1:]])
+    assert result.exit_code == 2, result.output
+    assert mentioned in result.stderr

@@ -58,7 +58,12 @@ Examples:
 )
 @click.argument("path", type=click.Path(dir_okay=False, writable=True, path_type=Path))
 @click.option(
-    "--frames", type=click.IntRange(1, 10_000), default=24, show_default=True, metavar="N"
+    "--frames",
+    type=click.IntRange(1, 10_000),
+    default=24,
+    show_default=True,
+    metavar="N",
+    help="Number of frames.",
 )
 @click.option(
     "--size",
@@ -67,7 +72,14 @@ Examples:
     metavar="WxH",
     help="Frame width and height in pixels (even numbers, 16 to 4096).",
 )
-@click.option("--fps", type=click.IntRange(1, 120), default=8, show_default=True, metavar="N")
+@click.option(
+    "--fps",
+    type=click.IntRange(1, 120),
+    default=8,
+    show_default=True,
+    metavar="N",
+    help="Frames per second of video time.",
+)
 def demo_video(path: Path, frames: int, size: str, fps: int) -> None:
     """Write a short generated video of moving coloured shapes to PATH (.mp4, .mkv, .avi...).
 
