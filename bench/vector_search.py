@@ -793,6 +793,11 @@ def measure(
             ]
         results.append(result)
         progress(f"{variant}: done in {result['seconds']:.1f} s")
+        for row in result["rows"]:  # on stderr as each variant ends: a long run loses nothing
+            progress(
+                f"{variant} ef {_ef(row['ef'])} {'filtered' if row['filtered'] else 'unfiltered'}:"
+                f" recall@10 {row['recall']:.3f}, p95 {row['p95_ms']:.2f} ms"
+            )
     return {
         "machine": cpu_machine(),
         "config": {
