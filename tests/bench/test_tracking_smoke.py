@@ -50,6 +50,7 @@ def test_both_variants_are_scored_and_timed_on_the_same_videos(
     assert results["IoU + Re-ID"]["config"]["reid"] is True
     for result in results.values():
         assert result["frames_per_s"] > 0
+        assert result["frames_per_cpu_s"] > 0
         assert 0 <= result["metrics"]["idf1"] <= 1
         assert result["metrics"]["num_unique_objects"] > 0
     assert "| Tracker | IDF1 | MOTA |" in printed.getvalue()
