@@ -103,6 +103,20 @@ class Settings:
         default=16,
         metadata={"help": "images the orchestrator labels at once, across all streams"},
     )
+    registration_queue: int = field(
+        default=32,
+        metadata={
+            "help": "images whose registry calls the orchestrator makes at once, across all "
+            "streams (beside the labeling window, which counts the model stages only)"
+        },
+    )
+    vector_flush_interval_s: float = field(
+        default=0.2,
+        metadata={
+            "help": "the registry flushes new vectors to disk at most this often; until then "
+            "they stay in the outbox and a crash re-applies them (0: flush on every write)"
+        },
+    )
     # Limits, explicit so a bad client cannot exhaust a server.
     max_message_bytes: int = field(
         default=64 * MiB, metadata={"help": "largest gRPC message sent or received"}
@@ -155,6 +169,10 @@ def _check_settings(s: Settings) -> None:
         problems.append(("embedding_dimension", "must be positive (or left out)"))
     if not 0.0 < s.duplicate_iou_threshold <= 1.0:
         problems.append(("duplicate_iou_threshold", "must be in (0, 1]"))
+    if s.registration_queue <= 0:
+        problems.append(("registration_queue", "must be positive"))
+    if s.vector_flush_interval_s < 0:
+        problems.append(("vector_flush_interval_s", "must not be negative"))
     if s.max_concurrent_rpcs <= 0:
         problems.append(("max_concurrent_rpcs", "must be positive"))
     if s.shutdown_grace_s < 0:
