@@ -235,7 +235,12 @@ class TrackStore:
                 "ON CONFLICT (id) DO NOTHING RETURNING id",
                 (new_id, source_id),
             )
-            if await cursor.fetchone() is None:  # created since _replay looked
+            if await cursor.fetchone() is None:
+                # A concurrent retry of this request committed the track since _replay looked
+                # (this statement waited for it, and the next one sees it).
+                replayed = await _replay(conn, new_id, source_id, object_ids)
+                if replayed is not None:
+                    return replayed
                 raise AlreadyExists(
                     f"{format_name('tracks', new_id)} exists with other objects",
                     metadata={"field": "track_id"},

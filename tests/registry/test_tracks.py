@@ -3,6 +3,7 @@ merge within one source, split at a frame; validating a track and deleting its o
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from uuid import uuid4
 
@@ -295,6 +296,19 @@ async def test_create_track_retried_with_its_track_id_returns_the_same_track(rep
     again = await repo.tracks.create(video.id, [o.id for o in objects][::-1], track_id=track_id)
     assert first.id == again.id == track_id
     assert again.object_count == 2
+
+
+async def test_concurrent_retries_of_one_create_track_all_return_the_one_track(repo, build) -> None:
+    video = await build.video(frames=3)
+    objects = await tracked(build, video, None, [0, 1, 2])
+    track_id = uuid4()
+    results = await asyncio.gather(
+        *(
+            repo.tracks.create(video.id, [o.id for o in objects], track_id=track_id)
+            for _ in range(8)
+        )
+    )
+    assert {(t.id, t.object_count) for t in results} == {(track_id, 3)}
 
 
 async def test_create_track_with_a_track_id_holding_other_objects_already_exists(
