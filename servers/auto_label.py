@@ -4,12 +4,14 @@ The client sends a config, then images (a later config applies to the images aft
 image is worked on concurrently with the others (servers/labeling_pipeline.py) and answered as
 soon as it is done, tagged with its client_id, so answers come back out of order.
 
-The window. All streams of a server share one `LabelingWindow` of `settings.labeling_window`
-slots: an image holds a slot from decoding to its answer. The window bounds the work (and the
-memory) of the whole server, and fills Triton's queues with concurrent requests that its
-dynamic batcher turns into batches.
+The window. All streams of a server share one `LabelingWindow` (servers/labeling_window.py):
+`settings.labeling_window` slots that an image holds for its model stages only, which fill
+Triton's queues with concurrent requests that its dynamic batcher turns into batches, and
+`settings.registration_queue` slots that it holds for its registry calls instead. Both bound
+the work (and the memory) of the whole server.
 
-Flow control. Each stream also has `settings.labeling_window` credits. Reading a message takes
+Flow control. Each stream also has `labeling_window + registration_queue` credits, enough to
+fill both at once. Reading a message takes
 a credit; the credit comes back when the message's answer has been handed to gRPC (a config
 gives it back at once). So a stream reads its next image only while it has fewer than that
 many images unanswered (waiting for the window, in work, or answered but not yet sent), and
@@ -92,7 +94,8 @@ class AutoLabelStream:
         self._videos = videos
         self._settings = settings
         self._remaining = remaining
-        self._credits = asyncio.Semaphore(settings.labeling_window)
+        # Enough credits to fill the window and the registration queue at once.
+        self._credits = asyncio.Semaphore(window.images)
         # None marks the end: every image read has been answered.
         self._answers: asyncio.Queue[labeling_pb2.AutoLabelResponse | None] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -189,10 +192,15 @@ class AutoLabelStream:
         turn: FrameTurn | None,
     ) -> None:
         try:
-            async with self._window.slot():
-                answer = await self._pipeline.label(
-                    item, config, self._videos, self._remaining, received=received, turn=turn
-                )
+            answer = await self._pipeline.label(
+                item,
+                config,
+                self._videos,
+                self._remaining,
+                received=received,
+                window=self._window,
+                turn=turn,
+            )
         except Exception as exc:  # the image fails alone; cancellation passes
             answer = self._failed(item.client_id, exc, received)
         finally:

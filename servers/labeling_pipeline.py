@@ -61,6 +61,7 @@ from agentic_labeling.errors import AlreadyExists, FailedPrecondition, InvalidAr
 from agentic_labeling.servers.auto_label_requests import CheckedItem, LabelingConfig, check_item
 from agentic_labeling.servers.conversions import box_message, mask_message
 from agentic_labeling.servers.frame_tracking import FrameTurn
+from agentic_labeling.servers.labeling_window import LabelingWindow
 from agentic_labeling.settings import Settings
 from agentic_labeling.v1 import common_pb2, labeling_pb2, registry_pb2
 
@@ -280,17 +281,20 @@ class LabelingPipeline:
         remaining: Deadline,
         *,
         received: float,
+        window: LabelingWindow,
         turn: FrameTurn | None = None,
     ) -> labeling_pb2.AutoLabelResponse:
         """The answer for one image; raises a domain error when the image fails. `turn`: the
         frame's place in its video's tracking order (track_objects), finished here once the
         tracker has seen the frame (or will not: a skipped frame); the caller finishes it when
-        this raises."""
+        this raises. `window`: the model stages hold one of its slots, the registry calls one
+        of its registration slots (never both at once: servers/labeling_window.py)."""
         timings = _Timings(received)
-        with timings.stage("decode"):
-            checked = await asyncio.to_thread(check_item, item, self._settings)
-        with timings.stage("register"):
-            place = await self._place(checked, videos, remaining)
+        async with window.registration_slot():
+            with timings.stage("decode"):
+                checked = await asyncio.to_thread(check_item, item, self._settings)
+            with timings.stage("register"):
+                place = await self._place(checked, videos, remaining)
         response = labeling_pb2.AutoLabelResponse(
             client_id=checked.client_id,
             status=_OK,
@@ -299,15 +303,17 @@ class LabelingPipeline:
         )
         stored: list[registry_pb2.LabeledObject] = []
         if config.skip_registered and place.has_objects:
-            with timings.stage("register"):
-                stored = await self._stored_objects(place, remaining)
+            async with window.registration_slot():
+                with timings.stage("register"):
+                    stored = await self._stored_objects(place, remaining)
         if stored:
             if turn is not None:  # the tracker starts after the frames registered before
                 turn.finish()
             response.objects.extend(stored)
             response.already_registered = True
         else:
-            objects = await self._run_models(checked, config, timings, remaining)
+            async with window.slot():
+                objects = await self._run_models(checked, config, timings, remaining)
             if turn is not None and checked.frame is not None:
                 await turn.wait()
                 objects.tracks = turn.track(
@@ -320,10 +326,11 @@ class LabelingPipeline:
                 )
                 turn.finish()
             if len(objects.boxes):
-                with timings.stage("register"):
-                    registered, replayed, merged = await self._register(
-                        checked, config, place, objects, remaining
-                    )
+                async with window.registration_slot():
+                    with timings.stage("register"):
+                        registered, replayed, merged = await self._register(
+                            checked, config, place, objects, remaining
+                        )
                 response.objects.extend(registered)
                 response.already_registered = replayed
                 if not replayed:
