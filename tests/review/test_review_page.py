@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
+from conftest import registry_data_dir
 from review_mesh import (
     XSS_CLASS,
     Mesh,
@@ -74,7 +75,8 @@ class Page:
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
-    data_dir = tmp_path_factory.mktemp("review-data")
+    data_dirs = registry_data_dir()  # outside pytest's tmp: Postgres runs as another user
+    data_dir = next(data_dirs)
     workdir = tmp_path_factory.mktemp("review-run")
     with running_registry(workdir, data_dir) as mesh:
         made = add_objects(
@@ -103,6 +105,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
                 yield Page(mesh, review, driver, objects)
         finally:
             assert review.stop() == 0
+    next(data_dirs, None)
 
 
 def test_queue_shows_lowest_confidence_first(page: Page) -> None:
@@ -233,7 +236,11 @@ def test_class_name_with_html_renders_as_text(page: Page) -> None:
 def test_progress_shows_counts_per_class_and_validated_share(page: Page) -> None:
     page.open_queue()
     page.press("p")
-    page.wait_for(lambda: "validated" in page.driver.find_element("id", "validated-share").text)
+    page.wait_for(
+        lambda: any(
+            "validated" in e.text for e in page.driver.find_elements("id", "validated-share")
+        )
+    )
     charts = page.driver.find_element("id", "charts").text
     assert "Objects per class" in charts
     assert "bird" in charts
@@ -253,7 +260,8 @@ def test_registry_down_keeps_the_decision_and_sends_it_when_back(tmp_path: Path)
 
     from agentic_labeling.local_mesh import start_server_process
 
-    data_dir, port = tmp_path / "data", _free_port()
+    data_dirs = registry_data_dir()
+    data_dir, port = next(data_dirs), _free_port()
     flags = ["--data-dir", str(data_dir), "--embedding-dimension", str(DIM)]
     flags += ["--registry-port", str(port)]
 
@@ -283,3 +291,4 @@ def test_registry_down_keeps_the_decision_and_sends_it_when_back(tmp_path: Path)
         assert review.stop() == 0
         if again is not None:
             assert again.stop() == 0
+        next(data_dirs, None)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import registry_data_dir
 from review_mesh import (
     add_objects,
     get_json,
@@ -44,7 +45,8 @@ class App:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
-    data_dir = tmp_path_factory.mktemp("routes-data")
+    data_dirs = registry_data_dir()  # outside pytest's tmp: Postgres runs as another user
+    data_dir = next(data_dirs)
     workdir = tmp_path_factory.mktemp("routes-run")
     with running_registry(workdir, data_dir) as mesh:
         made = add_objects(mesh, 3, [("cat", 0.3, vector(0)), ("dog", 0.4, vector(1))])
@@ -53,6 +55,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
             yield App(f"http://{review.address}", mesh, [o.name for o in made])
         finally:
             assert review.stop() == 0
+    next(data_dirs, None)
 
 
 def test_decision_without_the_page_token_is_refused(app: App) -> None:

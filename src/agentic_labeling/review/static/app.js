@@ -78,7 +78,8 @@ function thumbURL(c) {
 function renderCard(c, { selectable = false } = {}) {
   const node = el("div", { class: "card", "data-name": c.name });
   if (selectable) node.append(el("input", { type: "checkbox", class: "pick", "aria-label": "select" }));
-  const img = el("img", { src: thumbURL(c), alt: "", loading: "lazy", width: 160, height: 160 });
+  // Not lazy: the next cards are ready before the keyboard reaches them.
+  const img = el("img", { src: thumbURL(c), alt: "", width: 160, height: 160 });
   node.append(img);
   node.append(el("div", { class: "label" }, c.category_name));
   const score = c.score !== undefined ? ` · similarity ${c.score.toFixed(2)}` : "";
@@ -304,6 +305,9 @@ async function showImage(c) {
   switchView("image");
   const data = await getJSON(`/api/frame?object=${encodeURIComponent(c.name)}`);
   state.frame = data;
+  // The whole image in view: as wide as the page allows, as tall as 80% of the window.
+  const fit = Math.min(960, (0.8 * window.innerHeight * data.source.width) / data.source.height);
+  document.getElementById("frame-box").style.width = `${Math.max(200, fit)}px`;
   const img = document.getElementById("frame-img");
   img.src = `/image/${encodeURIComponent(data.source.id)}?v=${encodeURIComponent(data.source.version)}`;
   const svg = document.getElementById("frame-svg");
