@@ -156,6 +156,18 @@ def _check_frame(frame: labeling_pb2.FramePosition, width: int, height: int) -> 
         raise InvalidArgument(
             f"must not be negative, got {frame.frame_index}", field="item.frame.frame_index"
         )
+    if frame.video_frame_count < 0:
+        raise InvalidArgument(
+            f"must not be negative (0: unknown), got {frame.video_frame_count}",
+            field="item.frame.video_frame_count",
+        )
+    if frame.video_frame_count and frame.frame_index >= frame.video_frame_count:
+        raise InvalidArgument(
+            f"frame {frame.frame_index} is beyond the video, which has"
+            f" {frame.video_frame_count} frames (0 to {frame.video_frame_count - 1})",
+            field="item.frame.frame_index",
+            reason="FRAME_BEYOND_VIDEO",
+        )
     for name, given, actual in (
         ("video_width", frame.video_width, width),
         ("video_height", frame.video_height, height),

@@ -148,9 +148,11 @@ class StreamTracking:
 
     def ticket(self, frame: labeling_pb2.FramePosition, min_confidence: float) -> FrameTurn | None:
         """The frame's turn, taken in reading order; None for a position the item checks
-        refuse anyway (no video_key, a negative index). Raises InvalidArgument for a frame that
-        is not after the last one read for its video."""
-        if not frame.video_key.strip() or frame.frame_index < 0:
+        refuse anyway (no video_key, a negative index, one past video_frame_count), so that it
+        does not move its video's order on. Raises InvalidArgument for a frame that is not
+        after the last one read for its video."""
+        count = frame.video_frame_count
+        if not frame.video_key.strip() or not 0 <= frame.frame_index < (count or 2**63):
             return None
         video = self._videos.get(frame.video_key)
         if video is None:

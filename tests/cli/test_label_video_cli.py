@@ -290,7 +290,9 @@ def test_absurd_sampling_options_are_usage_errors(clip: Path, options: list[str]
     assert options[0] in result.stderr
 
 
-def _frame(client_id: str, key: str, index: int) -> labeling_pb2.AutoLabelRequest:
+def _frame(
+    client_id: str, key: str, index: int, frame_count: int = 0
+) -> labeling_pb2.AutoLabelRequest:
     pixels = np.full((48, 64, 3), 20 + index, dtype=np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
@@ -298,9 +300,52 @@ def _frame(client_id: str, key: str, index: int) -> labeling_pb2.AutoLabelReques
         item=labeling_pb2.AutoLabelItem(
             client_id=client_id,
             image=common_pb2.Image(data=buffer.getvalue()),
-            frame=labeling_pb2.FramePosition(video_key=key, frame_index=index),
+            frame=labeling_pb2.FramePosition(
+                video_key=key, frame_index=index, video_frame_count=frame_count
+            ),
         )
     )
+
+
+def _refusal(answer: labeling_pb2.AutoLabelResponse) -> tuple[str, list[str]]:
+    """The reason and the fields named by a refused answer."""
+    info, bad_request = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
+    for detail in answer.status.details:
+        for message in (info, bad_request):
+            if detail.Is(message.DESCRIPTOR):
+                detail.Unpack(message)
+    return info.reason, [v.field for v in bad_request.field_violations]
+
+
+def _answers(
+    processes: tuple[ManagedProcess, ManagedProcess],
+    messages: list[labeling_pb2.AutoLabelRequest],
+) -> dict[str, labeling_pb2.AutoLabelResponse]:
+    with grpc.insecure_channel(processes[1].address) as channel:
+        stub = labeling_pb2_grpc.LabelingServiceStub(channel)  # type: ignore[no-untyped-call]
+        return {a.client_id: a for a in stub.AutoLabel(iter(messages), timeout=120)}
+
+
+def test_a_frame_beyond_the_videos_frame_count_fails_alone_and_leaves_the_order_alone(
+    processes: tuple[ManagedProcess, ManagedProcess],
+) -> None:
+    config = labeling_pb2.AutoLabelConfig(
+        class_names=["beyond cat"],
+        track_objects=True,
+        confidence_threshold=0,
+        max_objects_per_image=2,
+    )
+    messages = [labeling_pb2.AutoLabelRequest(config=config)]
+    sent = [("a", 0, 3), ("b", 1, 3), ("beyond", 3, 3), ("c", 2, 3), ("negative", 4, -1)]
+    messages += [_frame(client_id, "beyond.mp4", i, count) for client_id, i, count in sent]
+    answers = _answers(processes, messages)
+    assert {k: a.status.code for k, a in answers.items() if a.status.code == 0} == {
+        "a": 0,
+        "b": 0,
+        "c": 0,
+    }
+    assert _refusal(answers["beyond"]) == ("FRAME_BEYOND_VIDEO", ["item.frame.frame_index"])
+    assert _refusal(answers["negative"])[1] == ["item.frame.video_frame_count"]
 
 
 def test_with_tracking_a_repeated_or_earlier_frame_fails_alone_naming_frame_index(

@@ -108,6 +108,8 @@ def test_a_position_the_item_checks_refuse_gets_no_turn() -> None:
     tracking = StreamTracking()
     assert tracking.ticket(_position("", 1), 0.5) is None
     assert tracking.ticket(_position("clip", -1), 0.5) is None
+    beyond = labeling_pb2.FramePosition(video_key="clip", frame_index=9, video_frame_count=9)
+    assert tracking.ticket(beyond, 0.5) is None
     assert tracking.ticket(_position("clip", 0), 0.5) is not None
 
 
