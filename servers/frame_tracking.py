@@ -11,9 +11,10 @@ FRAME_OUT_OF_ORDER: repeated or out of order). The frame then runs its models al
 others and waits for its turn (`FrameTurn.wait`) only to update the tracker, which is cheap,
 and passes the turn on at once; registering happens after, concurrently again. A frame that
 fails, is skipped (already registered) or is cancelled passes its turn on too (`finish` in a
-`finally`), so one bad frame never stalls the video. No deadlock with the labeling window: a
-frame waits only for frames read before it, whose tasks asked for a window slot before it did,
-and the window's semaphore hands slots out first come, first served.
+`finally`), so one bad frame never stalls the video. No deadlock with the labeling window
+or the registration queue (servers/labeling_window.py): a frame waits for its turn between its
+model stages and its registration, holding a slot of neither, and only for frames read before
+it.
 
 Thresholds. The tracker's defaults (TrackerConfig), except its score thresholds, which follow
 the stream's confidence threshold: every detection the stream keeps is an object and may start
