@@ -13,12 +13,29 @@ TRITONSERVER := $(TRITON_DIR)/pytriton/tritonserver/bin/tritonserver
 # pip lists every local index it skips; keep set-up output readable.
 QUIET_PIP := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 
-.PHONY: help setup protos lint test demo bench clean
+.PHONY: help setup browser protos lint test demo bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
 
-setup: $(INSTALLED) $(TRITONSERVER) ## create .venv with the project, dev tools and tritonserver
+setup: $(INSTALLED) $(TRITONSERVER) browser ## create .venv with the project, dev tools and tritonserver
+
+# Debian's chromium and chromedriver, which the review app's browser tests drive (as CI does):
+# installed with apt where there is apt and we are root or have sudo; skipped with a message
+# otherwise (those tests then skip, saying why).
+CHROMIUM_PACKAGES := chromium chromium-driver
+browser: ## install chromium + chromedriver for the review app's browser tests (apt)
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "chromium and chromedriver: already installed"; \
+	elif ! command -v apt-get >/dev/null; then \
+		echo "chromium: no apt-get here, skipped (the review app's browser tests will skip)"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y $(CHROMIUM_PACKAGES) || { apt-get update && apt-get install -y $(CHROMIUM_PACKAGES); }; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+		sudo apt-get install -y $(CHROMIUM_PACKAGES) || { sudo apt-get update && sudo apt-get install -y $(CHROMIUM_PACKAGES); }; \
+	else \
+		echo "chromium: not root and no sudo, skipped (the review app's browser tests will skip)"; \
+	fi
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -8,7 +8,11 @@ Write order, and why nothing is lost or left disagreeing:
    has its mask file.
 2. One Postgres transaction writes the objects and, for every embedding, a vector_outbox row.
 3. After commit the outbox is applied to the vector store (idempotent upserts and deletes by
-   object id) and flushed. A crash before that leaves outbox rows, applied at the next start.
+   object id): searchable at once. Flushing the vector store to disk and removing the applied
+   outbox rows is a group commit: BatchCreateObjects leaves it to a flush at most
+   `settings.vector_flush_interval_s` later, shared by every batch applied meanwhile (other
+   writes flush at once). A crash before the flush leaves the outbox rows, applied again at
+   the next start, so no vector is lost or stored twice.
 4. Files written for requests that were merged into existing objects, or for a replayed
    request (its stored objects are the original ones), are removed again.
 
@@ -98,7 +102,12 @@ from agentic_labeling.registry.vectors.embedding_dimension import (
 )
 from agentic_labeling.registry.vectors.qdrant_server_vectors import QdrantServerVectorStore
 from agentic_labeling.registry.vectors.vector_filters import map_comparisons
-from agentic_labeling.registry.vectors.vector_store import ObjectPayload, VectorPoint, VectorStore
+from agentic_labeling.registry.vectors.vector_store import (
+    ObjectPayload,
+    ScalarQuantization,
+    VectorPoint,
+    VectorStore,
+)
 from agentic_labeling.settings import Settings
 
 __all__ = [
@@ -198,6 +207,10 @@ class Registry:
         self._min_fragment_area = settings.min_fragment_area
         # The outbox is applied by one task at a time: ops of one object must stay in order.
         self._outbox_lock = asyncio.Lock()
+        # Outbox entries applied to the vector store but not flushed yet (group commit).
+        self._unflushed: list[int] = []
+        self._flush_interval_s = settings.vector_flush_interval_s
+        self._flusher: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, settings: Settings) -> Registry:
@@ -244,6 +257,12 @@ class Registry:
             else:
                 if applied:
                     logger.info("drained the outbox before the stop", extra={"applied": applied})
+        if self._flusher is not None:
+            self._flusher.cancel()
+        try:
+            await self.flush_vectors()
+        except Exception:  # a store that is already down: the next start applies them again
+            logger.exception("could not flush the vector store before the stop")
         await self.vectors.close()
         await self.database.close()
 
@@ -381,6 +400,7 @@ class Registry:
         *,
         validated_by: str,
         is_validated: bool,
+        track_ids: Sequence[UUID] = (),
     ) -> tuple[ObjectRecord, ...]:
         """`validate` with each corrected mask as the request carried it, decoded at its
         object's source's size; the objects and sources are read in one query each."""
@@ -403,6 +423,7 @@ class Registry:
             arrays,
             validated_by=validated_by,
             is_validated=is_validated,
+            track_ids=track_ids,
         )
 
     async def stats(self, *, filter: str = "", histogram_bins: int = 0) -> Stats:
@@ -417,6 +438,13 @@ class Registry:
 
     async def get_track(self, track_id: UUID) -> Track:
         return await self.repository.tracks.get(track_id)
+
+    async def create_track(
+        self, source_id: UUID, object_ids: Sequence[UUID], *, track_id: UUID | None = None
+    ) -> Track:
+        created = await self.repository.tracks.create(source_id, object_ids, track_id=track_id)
+        await self.apply_outbox()  # the objects' vectors carry their new track
+        return created
 
     async def merge_tracks(self, track_ids: Sequence[UUID]) -> Track:
         merged = await self.repository.tracks.merge(track_ids)
@@ -449,13 +477,18 @@ class Registry:
             for i, o in enumerate(objects)
         ]
         areas = [None if m is None else float(m.sum()) for m in masks]
+        with_masks = [
+            (new.object_id, mask)
+            for new, mask in zip(with_ids, masks, strict=True)
+            if mask is not None and new.object_id is not None
+        ]
         written: list[UUID] = []
         try:
-            for new, mask in zip(with_ids, masks, strict=True):
-                if mask is not None:
-                    assert new.object_id is not None
-                    await asyncio.to_thread(self.masks.write, new.object_id, mask)
-                    written.append(new.object_id)
+            if with_masks:
+                # One worker hop and one round of fsyncs for the whole batch. (A write that
+                # fails half-way leaves files no row points to: reconcile removes them.)
+                await asyncio.to_thread(self.masks.write_many, with_masks)
+                written = [object_id for object_id, _ in with_masks]
             result = await self.repository.objects.batch_create(
                 request_id,
                 [
@@ -474,7 +507,7 @@ class Registry:
         kept = {o.id for o in result.objects}
         await self._remove_masks([i for i in written if i not in kept])
         if result.embedded_object_ids:
-            await self.apply_outbox()
+            await self.apply_outbox(flush=False)  # searchable now, flushed by the group commit
         return result
 
     async def validate(
@@ -485,9 +518,11 @@ class Registry:
         *,
         validated_by: str,
         is_validated: bool,
+        track_ids: Sequence[UUID] = (),
     ) -> tuple[ObjectRecord, ...]:
         """Mark objects reviewed, applying corrections (`masks[i]` replaces the mask of
-        `corrections[i]`), all or nothing: replaced mask files are restored on failure."""
+        `corrections[i]`), and every object of the tracks `track_ids`, all or nothing:
+        replaced mask files are restored on failure."""
         previous: dict[UUID, bytes | None] = {}
         try:
             for correction, mask in zip(corrections, masks, strict=True):
@@ -504,6 +539,7 @@ class Registry:
                 ],
                 validated_by=validated_by,
                 is_validated=is_validated,
+                track_ids=track_ids,
             )
         except BaseException:
             for object_id, png in previous.items():
@@ -541,11 +577,17 @@ class Registry:
         for object_id in object_ids:
             await asyncio.to_thread(self.masks.delete, object_id)
 
-    async def apply_outbox(self) -> int:
-        """Apply pending vector upserts and deletes to the vector store; the count applied."""
+    async def apply_outbox(self, *, flush: bool = True) -> int:
+        """Apply pending vector upserts and deletes to the vector store; the count applied.
+
+        With `flush`, the vector store is flushed and the applied entries are removed from the
+        outbox before returning; without it (BatchCreateObjects), a group commit does both
+        within `vector_flush_interval_s`, for every batch applied meanwhile."""
         applied = 0
         async with self._outbox_lock:
-            while ops := await self.repository.outbox.pending(limit=_OUTBOX_CHUNK):
+            while ops := await self.repository.outbox.pending(
+                limit=_OUTBOX_CHUNK, skip=self._unflushed
+            ):
                 points = [
                     VectorPoint(op.object_id, list(op.embedding), object_payload(op.object))
                     for op in ops
@@ -556,12 +598,35 @@ class Registry:
                     await self.vectors.upsert(points)
                 if gone:
                     await self.vectors.delete(gone)
-                await self.vectors.flush()
-                await self.repository.outbox.mark_applied(
-                    [outbox_id for op in ops for outbox_id in op.outbox_ids]
-                )
+                self._unflushed.extend(outbox_id for op in ops for outbox_id in op.outbox_ids)
                 applied += len(ops)
+            if flush or self._flush_interval_s <= 0:
+                await self._flush_applied()
+            elif self._unflushed and (self._flusher is None or self._flusher.done()):
+                self._flusher = asyncio.create_task(self._flush_later())
         return applied
+
+    async def flush_vectors(self) -> None:
+        """Flush the vector store and remove the outbox entries it now holds (the group
+        commit, done now)."""
+        async with self._outbox_lock:
+            await self._flush_applied()
+
+    async def _flush_applied(self) -> None:
+        """Under the outbox lock: the flush, then the applied entries are marked. A crash
+        between the two re-applies entries that are already stored: idempotent."""
+        if not self._unflushed:
+            return
+        await self.vectors.flush()
+        await self.repository.outbox.mark_applied(self._unflushed)
+        self._unflushed = []
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self._flush_interval_s)
+        try:
+            await self.flush_vectors()
+        except Exception:  # the entries stay in the outbox: the next write or start retries
+            logger.exception("could not flush the vector store; the outbox keeps the entries")
 
     # --- search -------------------------------------------------------------------------------
 
@@ -734,6 +799,7 @@ class Registry:
 
     async def reconcile(self, *, dry_run: bool = False) -> ReconcileReport:
         """Make Qdrant and the mask files match Postgres; say what was (or would be) fixed."""
+        await self.flush_vectors()  # what is applied already is not pending
         if dry_run:
             # Objects the pending outbox will write are not missing: the real run applies it.
             outbox = await self.repository.outbox.pending_count()
@@ -807,9 +873,14 @@ class Registry:
 async def _open_vectors(settings: Settings, dimension: int) -> VectorStore:
     """The vector store, which must hold vectors of `dimension` if it holds any."""
     try:
+        quantization = ScalarQuantization(enabled=settings.vector_quantization)
         if settings.qdrant_url:
-            return await QdrantServerVectorStore.connect(settings.qdrant_url, dimension=dimension)
-        return await EdgeVectorStore.open(settings.data_dir / "qdrant", dimension=dimension)
+            return await QdrantServerVectorStore.connect(
+                settings.qdrant_url, dimension=dimension, quantization=quantization
+            )
+        return await EdgeVectorStore.open(
+            settings.data_dir / "qdrant", dimension=dimension, quantization=quantization
+        )
     except FailedPrecondition as error:
         if error.reason != "EMBEDDING_DIMENSION_MISMATCH":
             raise

@@ -7,7 +7,9 @@
    command again to show that a re-run registers nothing twice;
 4. shows stats, a filtered listing and a similarity search (`alabel stats|objects|search`);
 5. builds a dataset of those objects, exports it as YOLO segmentation and as COCO
-   (`alabel datasets create|build|export`), and stops the mesh (`alabel down`).
+   (`alabel datasets create|build|export`);
+6. prints the review page's URL (`alabel up` started it) and saves screenshots of its queue
+   and image view to docs/ (with Chromium installed), and stops the mesh (`alabel down`).
 
 The weights are random, so the labels are meaningless; the demo says so, and shows the one
 flag (`--models-dir` with real checkpoints) that switches to real weights.
@@ -31,6 +33,7 @@ from skimage import data as sample_images
 console = Console()
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "hubble_deep_field")
 CLASSES = "person,cat,cup,rocket,coin"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 ENVIRONMENT = dict(os.environ)
@@ -70,6 +73,22 @@ def write_photos(directory: Path) -> None:
         Image.fromarray(pixels.astype(np.uint8)).save(directory / f"{name}.png")
 
 
+def review(state: dict[str, object]) -> None:
+    """Where to review the labels; screenshots of the page for the README."""
+    import review_screenshots  # scripts/, beside this file
+
+    console.rule("Review the labels in the browser")
+    page = next(c["urls"]["page"] for c in state["components"] if c["name"] == "review")  # type: ignore[attr-defined, index]
+    console.print(f"review page: {page}  (a accept, r reject, c change class, s more like this)")
+    why_not = review_screenshots.missing()
+    if why_not is not None:
+        console.print(f"no screenshots: {why_not}")
+        return
+    queue, image = DOCS / "review-queue.png", DOCS / "review-image.png"
+    review_screenshots.take(page, queue, image)
+    console.print(f"screenshots: {queue}, {image}")
+
+
 def main() -> int:
     console.rule("AgenticLabeling demo")
     console.print(
@@ -85,7 +104,8 @@ def main() -> int:
         console.print(f"{len(PHOTOS)} photographs from scikit-image in {photos}")
         export("ALABEL_DATA_DIR", str(work / "data"))
         export("ALABEL_MODELS_DIR", str(work / "models"))
-        for port in ("REGISTRY", "ORCHESTRATOR", "REGISTRY_METRICS", "ORCHESTRATOR_METRICS"):
+        ports = ("REGISTRY", "ORCHESTRATOR", "REVIEW", "REGISTRY_METRICS", "ORCHESTRATOR_METRICS")
+        for port in ports:
             export(f"ALABEL_{port}_PORT", "0")  # any free port: never clash with a running mesh
         export("ALABEL_LOG_FORMAT", "text")
         alabel("models", "make-tiny", str(work / "models"))
@@ -134,6 +154,7 @@ def main() -> int:
             console.print((exports / "demo-yolo" / "data.yaml").read_text().rstrip(), markup=False)
             written = sorted(str(p.relative_to(exports)) for p in exports.rglob("*") if p.is_file())
             console.print(f"{len(written)} files written, e.g. {', '.join(written[:4])}")
+            review(state)
         finally:
             console.rule("Stop the mesh")
             alabel("down")

@@ -4,12 +4,14 @@ The client sends a config, then images (a later config applies to the images aft
 image is worked on concurrently with the others (servers/labeling_pipeline.py) and answered as
 soon as it is done, tagged with its client_id, so answers come back out of order.
 
-The window. All streams of a server share one `LabelingWindow` of `settings.labeling_window`
-slots: an image holds a slot from decoding to its answer. The window bounds the work (and the
-memory) of the whole server, and fills Triton's queues with concurrent requests that its
-dynamic batcher turns into batches.
+The window. All streams of a server share one `LabelingWindow` (servers/labeling_window.py):
+`settings.labeling_window` slots that an image holds for its model stages only, which fill
+Triton's queues with concurrent requests that its dynamic batcher turns into batches, and
+`settings.registration_queue` slots that it holds for its registry calls instead. Both bound
+the work (and the memory) of the whole server.
 
-Flow control. Each stream also has `settings.labeling_window` credits. Reading a message takes
+Flow control. Each stream also has `labeling_window + registration_queue` credits, enough to
+fill both at once. Reading a message takes
 a credit; the credit comes back when the message's answer has been handed to gRPC (a config
 gives it back at once). So a stream reads its next image only while it has fewer than that
 many images unanswered (waiting for the window, in work, or answered but not yet sent), and
@@ -29,9 +31,12 @@ Errors.
   position; FAILED_PRECONDITION for an image before any config (reason CONFIG_REQUIRED) or a
   server-side URI; UNAVAILABLE when Triton or the registry cannot be reached; an unexpected
   exception is INTERNAL with an incident id (its traceback is in the server log).
+- With `track_objects`, a video frame that is not after the last frame read for its video
+  (repeated or out of order) fails alone: INVALID_ARGUMENT on `item.frame.frame_index`, reason
+  FRAME_OUT_OF_ORDER (servers/frame_tracking.py).
 - The stream itself fails only for what every later image depends on: a bad config
-  (INVALID_ARGUMENT naming the `config.` field), `track_objects` (UNIMPLEMENTED: not built), a
-  message with neither config nor item (INVALID_ARGUMENT naming `payload`). The server stops
+  (INVALID_ARGUMENT naming the `config.` field), a message with neither config nor item
+  (INVALID_ARGUMENT naming `payload`). The server stops
   reading, answers every image it had read, then ends the stream with that status.
 - Cancellation and deadlines: when the client cancels or its deadline passes, gRPC cancels
   the handler and every image task of the stream is cancelled with it, their Triton and
@@ -57,6 +62,7 @@ from agentic_labeling.servers.auto_label_requests import (
     check_config,
 )
 from agentic_labeling.servers.error_status import status_message
+from agentic_labeling.servers.frame_tracking import FrameTurn, StreamTracking
 from agentic_labeling.servers.labeling_pipeline import Deadline, LabelingPipeline, VideoSources
 from agentic_labeling.servers.labeling_window import LabelingWindow
 from agentic_labeling.servers.metrics import LabelingMetrics
@@ -88,13 +94,15 @@ class AutoLabelStream:
         self._videos = videos
         self._settings = settings
         self._remaining = remaining
-        self._credits = asyncio.Semaphore(settings.labeling_window)
+        # Enough credits to fill the window and the registration queue at once.
+        self._credits = asyncio.Semaphore(window.images)
         # None marks the end: every image read has been answered.
         self._answers: asyncio.Queue[labeling_pb2.AutoLabelResponse | None] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._client_ids: set[str] = set()  # of the images in work
         self._config: LabelingConfig | None = None
         self._failure: DomainError | None = None
+        self._tracking = StreamTracking()  # used by frames read under track_objects
 
     async def responses(
         self, requests: AsyncIterable[labeling_pb2.AutoLabelRequest]
@@ -161,26 +169,43 @@ class AutoLabelStream:
                     field="item.client_id",
                     reason="DUPLICATE_CLIENT_ID",
                 )
+            # The frame's place in its video's order is taken now, while reading in order.
+            turn = (
+                self._tracking.ticket(item.frame, self._config.min_confidence)
+                if self._config.track_objects and item.HasField("frame")
+                else None
+            )
         except DomainError as exc:
             self._answer(self._failed(item.client_id, exc, received))
             return True
         self._client_ids.add(item.client_id)
-        task = asyncio.create_task(self._label(item, self._config, received))
+        task = asyncio.create_task(self._label(item, self._config, received, turn))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
 
     async def _label(
-        self, item: labeling_pb2.AutoLabelItem, config: LabelingConfig, received: float
+        self,
+        item: labeling_pb2.AutoLabelItem,
+        config: LabelingConfig,
+        received: float,
+        turn: FrameTurn | None,
     ) -> None:
         try:
-            async with self._window.slot():
-                answer = await self._pipeline.label(
-                    item, config, self._videos, self._remaining, received=received
-                )
+            answer = await self._pipeline.label(
+                item,
+                config,
+                self._videos,
+                self._remaining,
+                received=received,
+                window=self._window,
+                turn=turn,
+            )
         except Exception as exc:  # the image fails alone; cancellation passes
             answer = self._failed(item.client_id, exc, received)
         finally:
+            if turn is not None:  # the next frame of the video must not wait for this one
+                turn.finish()
             self._client_ids.discard(item.client_id)
         self._answer(answer)
 

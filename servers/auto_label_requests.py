@@ -1,7 +1,7 @@
 """Checks of AutoLabel's messages: a config and each image item.
 
 A bad config is InvalidArgument naming the `config.` field (the stream fails with it: every
-later image depends on the config); `track_objects` is Unimplemented. A bad item is
+later image depends on the config). A bad item is
 InvalidArgument naming the `item.` field, or FailedPrecondition for a server-side URI; that
 item fails alone. Decoding happens here, so no model and no registry call ever sees an image
 that is empty, corrupt, of an unsupported format or over `settings.max_image_pixels`.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from google.protobuf import duration_pb2
 
-from agentic_labeling.errors import FieldViolation, InvalidArgument, Unimplemented
+from agentic_labeling.errors import FieldViolation, InvalidArgument
 from agentic_labeling.registry.values.input_checks import check_text
 
 # The same class-name, fraction and image rules as Detect, Segment and Embed.
@@ -54,6 +54,7 @@ class LabelingConfig:
     skip_masks: bool
     skip_embeddings: bool
     skip_registered: bool
+    track_objects: bool = False
 
     @property
     def fingerprint(self) -> str:
@@ -67,6 +68,8 @@ class LabelingConfig:
             self.skip_masks,
             self.skip_embeddings,
         ]
+        if self.track_objects:  # appended only when set: untracked request_ids stay as they were
+            facts.append("track_objects")
         return hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:32]
 
 
@@ -118,8 +121,6 @@ def check_config(config: labeling_pb2.AutoLabelConfig, settings: Settings) -> La
             f"{settings.max_batch_objects}, got {config.max_objects_per_image}",
             field="config.max_objects_per_image",
         )
-    if config.track_objects:
-        raise Unimplemented("AutoLabelConfig.track_objects (tracking objects across frames)")
     return LabelingConfig(
         class_names=class_names,
         min_confidence=min_confidence,
@@ -128,6 +129,7 @@ def check_config(config: labeling_pb2.AutoLabelConfig, settings: Settings) -> La
         skip_masks=config.skip_masks,
         skip_embeddings=config.skip_embeddings,
         skip_registered=config.skip_registered,
+        track_objects=config.track_objects,
     )
 
 
@@ -153,6 +155,18 @@ def _check_frame(frame: labeling_pb2.FramePosition, width: int, height: int) -> 
     if frame.frame_index < 0:
         raise InvalidArgument(
             f"must not be negative, got {frame.frame_index}", field="item.frame.frame_index"
+        )
+    if frame.video_frame_count < 0:
+        raise InvalidArgument(
+            f"must not be negative (0: unknown), got {frame.video_frame_count}",
+            field="item.frame.video_frame_count",
+        )
+    if frame.video_frame_count and frame.frame_index >= frame.video_frame_count:
+        raise InvalidArgument(
+            f"frame {frame.frame_index} is beyond the video, which has"
+            f" {frame.video_frame_count} frames (0 to {frame.video_frame_count - 1})",
+            field="item.frame.frame_index",
+            reason="FRAME_BEYOND_VIDEO",
         )
     for name, given, actual in (
         ("video_width", frame.video_width, width),

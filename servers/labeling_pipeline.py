@@ -2,7 +2,8 @@
 
     decode and check → register the source (and frame) → Florence-2 → class-aware duplicate
     suppression → SAM2 (all boxes in one call) → DINOv2 (crops with their masks) →
-    one BatchCreateObjects → the answer, with the time spent in each stage
+    [the video's tracker, in frame order] → one BatchCreateObjects → the answer, with the
+    time spent in each stage
 
 Sources. A still image is a source of its own, deduplicated by the SHA-256 of its bytes
 (CreateSource with return_existing). A video frame (an item with a FramePosition) goes into
@@ -17,6 +18,11 @@ again (say for new class names): a detection that matches a stored object merges
 the registry, and the answer names those objects in `merged_objects`. The image's bytes go
 with its CreateSource / CreateFrame into the registry's image store, from which datasets are
 exported.
+
+Tracks. With `track_objects`, a frame's kept detections go through its video's tracker once
+the frames read before it have (servers/frame_tracking.py), and each object joins its track in
+the same BatchCreateObjects (`LabeledObject.track`; the registry creates a track the first
+time it is named). A detection the tracker has not confirmed yet is registered untracked.
 
 Exactly once. The batch's request_id is a UUIDv5 of the client's id, the image's SHA-256, its
 source and frame, and the config's fingerprint (the settings that decide the objects: classes,
@@ -54,6 +60,8 @@ from agentic_labeling.clients.triton_models import DetectedBoxes, TritonModels
 from agentic_labeling.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from agentic_labeling.servers.auto_label_requests import CheckedItem, LabelingConfig, check_item
 from agentic_labeling.servers.conversions import box_message, mask_message
+from agentic_labeling.servers.frame_tracking import FrameTurn
+from agentic_labeling.servers.labeling_window import LabelingWindow
 from agentic_labeling.settings import Settings
 from agentic_labeling.v1 import common_pb2, labeling_pb2, registry_pb2
 
@@ -148,6 +156,7 @@ class _Objects:
     masks: npt.NDArray[np.bool_] | None = None
     quality: npt.NDArray[np.float32] | None = None
     embeddings: npt.NDArray[np.float32] | None = None
+    tracks: list[str] | None = None  # track names, '' for untracked
 
     def create_requests(
         self, source: str, frame_index: int, class_names: Sequence[str], model: str
@@ -164,6 +173,7 @@ class _Objects:
                     confidence=_fraction(float(self.scores[i])),
                     detection_model=model,
                     quality_score=0.0 if self.quality is None else _fraction(self.quality[i]),
+                    track="" if self.tracks is None else self.tracks[i],
                 )
             )
             if self.masks is not None:
@@ -243,6 +253,10 @@ class _Place:
     has_objects: bool  # the source held objects when this image found it
 
 
+def _source_id(source: registry_pb2.Source) -> uuid.UUID:
+    return uuid.UUID(source.name.removeprefix("sources/"))
+
+
 def _reused_request_id(exc: InvalidArgument) -> bool:
     return any(v.field == "request_id" for v in exc.violations)
 
@@ -267,13 +281,20 @@ class LabelingPipeline:
         remaining: Deadline,
         *,
         received: float,
+        window: LabelingWindow,
+        turn: FrameTurn | None = None,
     ) -> labeling_pb2.AutoLabelResponse:
-        """The answer for one image; raises a domain error when the image fails."""
+        """The answer for one image; raises a domain error when the image fails. `turn`: the
+        frame's place in its video's tracking order (track_objects), finished here once the
+        tracker has seen the frame (or will not: a skipped frame); the caller finishes it when
+        this raises. `window`: the model stages hold one of its slots, the registry calls one
+        of its registration slots (never both at once: servers/labeling_window.py)."""
         timings = _Timings(received)
-        with timings.stage("decode"):
-            checked = await asyncio.to_thread(check_item, item, self._settings)
-        with timings.stage("register"):
-            place = await self._place(checked, videos, remaining)
+        async with window.registration_slot():
+            with timings.stage("decode"):
+                checked = await asyncio.to_thread(check_item, item, self._settings)
+            with timings.stage("register"):
+                place = await self._place(checked, videos, remaining)
         response = labeling_pb2.AutoLabelResponse(
             client_id=checked.client_id,
             status=_OK,
@@ -282,18 +303,34 @@ class LabelingPipeline:
         )
         stored: list[registry_pb2.LabeledObject] = []
         if config.skip_registered and place.has_objects:
-            with timings.stage("register"):
-                stored = await self._stored_objects(place, remaining)
+            async with window.registration_slot():
+                with timings.stage("register"):
+                    stored = await self._stored_objects(place, remaining)
         if stored:
+            if turn is not None:  # the tracker starts after the frames registered before
+                turn.finish()
             response.objects.extend(stored)
             response.already_registered = True
         else:
-            objects = await self._run_models(checked, config, timings, remaining)
+            async with window.slot():
+                objects = await self._run_models(checked, config, timings, remaining)
+            if turn is not None and checked.frame is not None:
+                await turn.wait()
+                objects.tracks = turn.track(
+                    _source_id(place.source),
+                    place.frame_index,
+                    objects.boxes,
+                    objects.scores,
+                    [config.class_names[int(c)] for c in objects.class_ids],
+                    objects.embeddings,
+                )
+                turn.finish()
             if len(objects.boxes):
-                with timings.stage("register"):
-                    registered, replayed, merged = await self._register(
-                        checked, config, place, objects, remaining
-                    )
+                async with window.registration_slot():
+                    with timings.stage("register"):
+                        registered, replayed, merged = await self._register(
+                            checked, config, place, objects, remaining
+                        )
                 response.objects.extend(registered)
                 response.already_registered = replayed
                 if not replayed:

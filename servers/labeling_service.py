@@ -77,7 +77,9 @@ class LabelingServicer(labeling_pb2_grpc.LabelingServiceServicer):
         self._registry = registry
         self._metrics = metrics
         self._window = LabelingWindow(
-            settings.labeling_window, on_change=None if metrics is None else metrics.window
+            settings.labeling_window,
+            registration=settings.registration_queue,
+            on_change=None if metrics is None else metrics.window,
         )
         self._pipeline = LabelingPipeline(models, registry, settings)
 

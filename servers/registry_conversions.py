@@ -104,6 +104,7 @@ __all__ = [
     "new_frame",
     "new_objects",
     "new_source",
+    "new_track",
     "object_changes",
     "object_mask_message",
     "object_message",
@@ -193,6 +194,15 @@ class SimilarityQuery:
     top_k: int
     hnsw_ef: int | None  # None: the vector store's default
     exact: bool
+
+
+@dataclass(frozen=True)
+class NewTrack:
+    """CreateTrackRequest as IDs."""
+
+    source_id: UUID
+    object_ids: list[UUID]
+    track_id: UUID | None
 
 
 class ScoredObject(Protocol):
@@ -382,6 +392,9 @@ def track_message(track: Track) -> registry_pb2.Track:
         object_count=track.object_count,
         objects=[object_message(o) for o in track.objects],
         create_time=timestamp_message(track.create_time),
+        average_confidence=track.average_confidence,
+        first_frame_time=duration_message(track.first_frame_time),
+        last_frame_time=duration_message(track.last_frame_time),
     )
 
 
@@ -493,6 +506,15 @@ def object_mask_message(
 def _require(message: Message, name: str, field: str) -> None:
     if not message.HasField(name):
         raise InvalidArgument("is required", field=field)
+
+
+def new_track(request: registry_pb2.CreateTrackRequest) -> NewTrack:
+    """The source, objects and optional track ID of a CreateTrack request."""
+    return NewTrack(
+        source_id=uuid_from_name(request.source, "sources", "source"),
+        object_ids=uuids_from_names(request.objects, "objects", "objects"),
+        track_id=parse_uuid(request.track_id, field="track_id") if request.track_id else None,
+    )
 
 
 def new_source(request: registry_pb2.CreateSourceRequest) -> tuple[NewSource, UUID | None]:

@@ -189,12 +189,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     ) -> registry_pb2.ValidateObjectsResponse:
         pairs = wire.corrections(request)
         object_ids = wire.uuids_from_names(request.names, "objects", "names")
+        track_ids = wire.uuids_from_names(request.tracks, "tracks", "tracks")
         records = await self._registry.validate_objects(
             object_ids,
             [correction for correction, _ in pairs],
             [mask for _, mask in pairs],
             validated_by=request.validated_by,
             is_validated=request.is_validated,
+            track_ids=track_ids,
         )
         return wire.validate_objects_response(records)
 
@@ -238,6 +240,15 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     ) -> registry_pb2.Track:
         track_id = wire.uuid_from_name(request.name, "tracks", "name")
         return wire.track_message(await self._registry.get_track(track_id))
+
+    async def CreateTrack(
+        self, request: registry_pb2.CreateTrackRequest, context: Any
+    ) -> registry_pb2.Track:
+        new = wire.new_track(request)
+        created = await self._registry.create_track(
+            new.source_id, new.object_ids, track_id=new.track_id
+        )
+        return wire.track_message(created)
 
     async def MergeTracks(
         self, request: registry_pb2.MergeTracksRequest, context: Any

@@ -43,6 +43,7 @@ def served_model_imports() -> list[str]:
 ROLES: dict[str, list[str]] = {
     "registry": ["agentic_labeling.cli", "agentic_labeling.servers.registry_server"],
     "orchestrator": ["agentic_labeling.cli", "agentic_labeling.servers.orchestrator_server"],
+    "review": ["agentic_labeling.cli", "agentic_labeling.review.server"],
     "models": served_model_imports(),
     # The commands a user runs against a remote mesh (not `alabel up`: that runs every role).
     "cli": [

@@ -265,14 +265,19 @@ class ObjectStore:
         *,
         validated_by: str,
         is_validated: bool = True,
+        track_ids: Sequence[UUID] = (),
     ) -> tuple[ObjectRecord, ...]:
         """Mark objects reviewed (or not, with `is_validated=False`), applying corrections, all
-        or nothing. Objects come back in request order: `names`, then `corrections`."""
+        or nothing; every object of the tracks `track_ids` too. Objects come back in request
+        order: `names`, then `corrections`, then the tracks' other objects in frame order."""
         if not validated_by:
             raise InvalidArgument("say who reviewed the objects", field="validated_by")
         check_text(validated_by, "validated_by", max_length=MAX_NAME_LENGTH)
-        if not object_ids and not corrections:
-            raise InvalidArgument("name at least one object", field="names")
+        if not object_ids and not corrections and not track_ids:
+            raise InvalidArgument("name at least one object or track", field="names")
+        for i, track_id in enumerate(track_ids):
+            if track_id in track_ids[:i]:
+                raise InvalidArgument("names a track twice", field=f"tracks[{i}]")
         fields = [f"names[{i}]" for i in range(len(object_ids))]
         fields += [f"corrections[{i}].object" for i in range(len(corrections))]
         ordered = [*object_ids, *(c.object_id for c in corrections)]
@@ -287,14 +292,22 @@ class ObjectStore:
             boxes.append(check_bbox(box, f"corrections[{i}].bbox") if box is not None else None)
 
         async def work(conn: Connection) -> tuple[ObjectRecord, ...]:
+            wanted, wanted_fields = await _with_track_objects(conn, ordered, fields, track_ids)
             cursor = await conn.execute(
                 "SELECT o.id, o.has_mask, o.has_embedding, s.width, s.height "
                 "FROM objects o JOIN sources s ON s.id = o.source_id "
                 "WHERE o.id = ANY(%s::uuid[]) ORDER BY o.id FOR UPDATE OF o",
-                (sorted(ordered),),
+                (sorted(wanted),),
             )
             rows = {row[0]: row[1:] for row in await cursor.fetchall()}
-            for object_id, field in zip(ordered, fields, strict=True):
+            # A track's object deleted since the tracks were read is no longer in the track.
+            kept = [
+                (o, f)
+                for o, f in zip(wanted, wanted_fields, strict=True)
+                if o in rows or not f.startswith("tracks[")
+            ]
+            wanted, wanted_fields = [o for o, _ in kept], [f for _, f in kept]
+            for object_id, field in zip(wanted, wanted_fields, strict=True):
                 if object_id not in rows:
                     raise not_found("object", format_name("objects", object_id), field)
             keys = {category_name_key(c.category_name) for c in corrections if c.category_name}
@@ -304,14 +317,14 @@ class ObjectStore:
                 "UPDATE objects SET is_validated = %s, validated_by = %s, "
                 "validate_time = CASE WHEN %s THEN now() END, update_time = now() "
                 "WHERE id = ANY(%s::uuid[])",
-                (is_validated, validated_by if is_validated else None, is_validated, ordered),
+                (is_validated, validated_by if is_validated else None, is_validated, wanted),
             )
             for i, correction in enumerate(corrections):
                 await _apply_correction(
                     conn, i, correction, boxes[i], rows[correction.object_id], categories
                 )
-            await enqueue(conn, [oid for oid in ordered if rows[oid][1]], "upsert")
-            return tuple(await fetch_objects_in_order(conn, ordered, fields))
+            await enqueue(conn, [oid for oid in wanted if rows[oid][1]], "upsert")
+            return tuple(await fetch_objects_in_order(conn, wanted, wanted_fields))
 
         return await self._db.transact(work)
 
@@ -422,6 +435,39 @@ async def _new_category(conn: Connection, changes: ObjectChanges, wanted: set[st
             raise not_found("category", changes.category_name, "object.category_name")
         return next(iter(found.values()))
     return None
+
+
+async def _with_track_objects(
+    conn: Connection, ordered: Sequence[UUID], fields: Sequence[str], track_ids: Sequence[UUID]
+) -> tuple[list[UUID], list[str]]:
+    """`ordered` followed by the objects of `track_ids` it does not name (in track, then frame
+    order), with the request field of each; NotFound naming `tracks[i]` for an unknown track."""
+    wanted, wanted_fields = list(ordered), list(fields)
+    if not track_ids:
+        return wanted, wanted_fields
+    cursor = await conn.execute(
+        "SELECT id FROM tracks WHERE id = ANY(%s::uuid[])", (list(track_ids),)
+    )
+    known = {row[0] for row in await cursor.fetchall()}
+    for i, track_id in enumerate(track_ids):
+        if track_id not in known:
+            raise not_found("track", format_name("tracks", track_id), f"tracks[{i}]")
+    cursor = await conn.execute(
+        "SELECT track_id, id FROM objects WHERE track_id = ANY(%s::uuid[]) "
+        "ORDER BY frame_index, id",
+        (list(track_ids),),
+    )
+    members: dict[UUID, list[UUID]] = {}
+    for track_id, object_id in await cursor.fetchall():
+        members.setdefault(track_id, []).append(object_id)
+    seen = set(wanted)
+    for i, track_id in enumerate(track_ids):
+        for object_id in members.get(track_id, []):
+            if object_id not in seen:
+                seen.add(object_id)
+                wanted.append(object_id)
+                wanted_fields.append(f"tracks[{i}]")
+    return wanted, wanted_fields
 
 
 async def _ensure_track(conn: Connection, track_id: UUID, source_id: UUID, field: str) -> None:

@@ -7,7 +7,9 @@ an embedding is created or changes a field the vector payload carries, `delete` 
 current state (an upsert of an object that is gone becomes a delete), so applying is
 idempotent by object UUID and the order of entries across objects does not matter. Apply from
 one process at a time; `mark_applied` then removes exactly the entries that were read, so an
-entry enqueued meanwhile stays for the next round.
+entry enqueued meanwhile stays for the next round. The registry marks entries applied only once
+the vector store has flushed them (a group commit, `Registry.apply_outbox`): until then they
+stay here, and a crash re-applies them.
 """
 
 from __future__ import annotations
@@ -62,11 +64,15 @@ class VectorOutbox:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def pending(self, limit: int = 500) -> list[VectorOp]:
-        """Up to `limit` outbox entries, collapsed per object, oldest first."""
+    async def pending(self, limit: int = 500, *, skip: Sequence[int] = ()) -> list[VectorOp]:
+        """Up to `limit` outbox entries, collapsed per object, oldest first; entries whose id
+        is in `skip` (applied already, not yet marked: see `Registry.apply_outbox`) are left
+        out."""
         async with self._db.connection() as conn:
             cursor = await conn.execute(
-                "SELECT id, object_id, op FROM vector_outbox ORDER BY id LIMIT %s", (limit,)
+                "SELECT id, object_id, op FROM vector_outbox "
+                "WHERE NOT (id = ANY(%s::bigint[])) ORDER BY id LIMIT %s",
+                (list(skip), limit),
             )
             entries = await cursor.fetchall()
             latest: dict[UUID, tuple[list[int], str]] = {}

@@ -60,4 +60,13 @@ TRACK_FILTER = FilterSchema(
         FilterField("object_count", FieldType.INTEGER),
     ]
 )
-TRACK_ORDER = frozenset({"object_count", "first_frame_index", "create_time"})
+TRACK_ORDER = frozenset(
+    {
+        "source",
+        "object_count",
+        "first_frame_index",
+        "last_frame_index",
+        "average_confidence",
+        "create_time",
+    }
+)

@@ -272,7 +272,9 @@ class DeletedObject:
 @dataclass(frozen=True)
 class Track:
     """Objects of one source across frames. `category_id` is the most common category (None
-    only for a track without objects); `objects` is filled by `get_track` only."""
+    only for a track without objects); `average_confidence` is the mean of its objects';
+    `first_frame_time` and `last_frame_time` are the presentation times of its first and last
+    frames; `objects` is filled by `get_track` only."""
 
     id: UUID
     source_id: UUID
@@ -283,6 +285,9 @@ class Track:
     object_count: int
     create_time: datetime
     objects: tuple[ObjectRecord, ...] = ()
+    average_confidence: float = 0.0
+    first_frame_time: timedelta = timedelta(0)
+    last_frame_time: timedelta = timedelta(0)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,17 @@ it was chosen: Qdrant's default gave recall@10 0.83 on 200k clustered 768-d vect
 Qdrant's default of 100, with and without filters, p95 under 2 ms); never below top_k. A
 filtered search whose matches fit in `full_scan_threshold_kb` is exact anyway.
 
+Quantization (`ScalarQuantization`, on by default): the shard's config asks for int8 scalar
+quantization; the engine writes the quantized copy when it builds a segment's graph (new
+points stay in the unindexed segment, searched on the float vectors). Searches ask for
+rescoring on the original vectors with `oversampling`. qdrant-edge applies a config given at
+load to the shard, but leaves segments already built as they are until the optimizer rebuilds
+them; so a store created without quantization (before it was the default) is migrated when
+opened: `optimize()` rebuilds every graph segment that lacks the quantized copy, from the
+stored vectors (a one-time cost: a full graph build, see above, before the store is returned).
+With quantization off, new shards get none; qdrant-edge cannot drop it from a shard that has it
+(an absent setting keeps the stored one), so searches then ignore the quantized copy.
+
 Durability: the shard keeps a write-ahead log (on by default), so an acknowledged write
 survives the process being killed (tested with SIGKILL); `flush()` writes the segments to
 disk, for power loss and quicker restarts; call it at commit points (after the outbox applies
@@ -64,6 +75,7 @@ from agentic_labeling.registry.vectors.vector_store import (
     Embedding,
     HnswSettings,
     ObjectPayload,
+    ScalarQuantization,
     ScoredId,
     VectorPoint,
     VectorRecord,
@@ -104,10 +116,12 @@ class EdgeVectorStore(VectorStore):
         dimension: int,
         hnsw: HnswSettings,
         optimize_after: int | None,
+        quantization: ScalarQuantization | None = None,
     ) -> None:
         super().__init__(dimension)
         self.path = path
         self.hnsw = hnsw
+        self.quantization = quantization or ScalarQuantization()
         self.optimize_after = optimize_after
         self._shard = shard
         self._state = threading.Condition()
@@ -127,20 +141,66 @@ class EdgeVectorStore(VectorStore):
         dimension: int,
         hnsw: HnswSettings | None = None,
         optimize_after: int | None = None,
+        quantization: ScalarQuantization | None = None,
     ) -> EdgeVectorStore:
         """Open the shard at `path`, creating it when there is none.
 
-        FailedPrecondition when the existing shard holds vectors of another dimension or
-        distance (written for another embedding model).
+        With quantization on (the default), a shard built without it is migrated first (see
+        the module docstring). FailedPrecondition when the existing shard holds vectors of
+        another dimension or distance (written for another embedding model).
         """
         if dimension < 1:
             raise ValueError(f"dimension must be positive, got {dimension}")
         settings = hnsw or HnswSettings()
-        shard = await asyncio.to_thread(cls._open_shard, path, dimension, settings)
-        return cls(shard, path, dimension, settings, optimize_after)
+        wanted = quantization or ScalarQuantization()
+        shard = await asyncio.to_thread(cls._open_shard, path, dimension, settings, wanted)
+        store = cls(shard, path, dimension, settings, optimize_after, wanted)
+        try:
+            await store._quantize_old_segments()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def _quantize_old_segments(self) -> None:
+        if not self.quantization.enabled:
+            return
+        missing = await self.unquantized_segments()
+        if missing:
+            logger.warning(
+                "the vector store at %s has %d graph segment(s) without int8 quantization; "
+                "rebuilding them now from the stored vectors (once)",
+                self.path,
+                missing,
+            )
+            await self.optimize()
+            await self.flush()
+
+    async def unquantized_segments(self) -> int:
+        """How many graph-indexed segments hold no quantized copy of their vectors (read from
+        the segments' own configs on disk). Unindexed segments never have one."""
+
+        def work(shard: edge.EdgeShard) -> int:
+            # The engine removes the directories of segments an optimize replaced on flush.
+            shard.flush()
+            return _unquantized_segments(self.path)
+
+        return await self._call(work)
+
+    async def quantization_config(self) -> dict[str, Any] | None:
+        """The shard's quantization config, as the engine persisted it."""
+
+        def work(_shard: edge.EdgeShard) -> dict[str, Any] | None:
+            stored = json.loads((self.path / _CONFIG_FILE).read_text())
+            config: dict[str, Any] | None = stored.get("quantization_config")
+            return config
+
+        return await self._call(work)
 
     @staticmethod
-    def _open_shard(path: Path, dimension: int, hnsw: HnswSettings) -> edge.EdgeShard:
+    def _open_shard(
+        path: Path, dimension: int, hnsw: HnswSettings, quantization: ScalarQuantization
+    ) -> edge.EdgeShard:
         config = edge.EdgeConfig(
             vectors={VECTOR_NAME: edge.EdgeVectorParams(size=dimension, distance=_COSINE)},
             hnsw_config=edge.HnswIndexConfig(
@@ -149,6 +209,8 @@ class EdgeVectorStore(VectorStore):
                 full_scan_threshold=hnsw.full_scan_threshold_kb,
             ),
             optimizers=edge.EdgeOptimizersConfig(indexing_threshold=hnsw.indexing_threshold_kb),
+            # None keeps what a loaded shard has (qdrant-edge cannot remove quantization).
+            quantization_config=_edge_quantization(quantization),
         )
         config_file = path / _CONFIG_FILE
         if config_file.exists():
@@ -247,7 +309,14 @@ class EdgeVectorStore(VectorStore):
             query=edge.Query.Nearest(query, using=VECTOR_NAME),
             filter=to_edge_filter(filter),
             params=edge.SearchParams(
-                hnsw_ef=max(top_k, hnsw_ef or self.hnsw.default_hnsw_ef), exact=exact
+                hnsw_ef=max(top_k, hnsw_ef or self.hnsw.default_hnsw_ef),
+                exact=exact,
+                quantization=edge.QuantizationSearchParams(
+                    # An exact search (for checks) compares the float vectors only.
+                    ignore=exact or not self.quantization.enabled,
+                    rescore=True,
+                    oversampling=self.quantization.oversampling,
+                ),
             ),
             with_payload=False,
             with_vector=False,
@@ -377,6 +446,26 @@ def _check_stored_config(config_file: Path, dimension: int) -> None:
             reason="EMBEDDING_DIMENSION_MISMATCH",
             metadata={"stored": str(stored.get("size")), "model": str(dimension)},
         )
+
+
+def _edge_quantization(quantization: ScalarQuantization) -> edge.ScalarQuantizationConfig | None:
+    if not quantization.enabled:
+        return None
+    return edge.ScalarQuantizationConfig(type=edge.ScalarType.Int8, quantile=quantization.quantile)
+
+
+def _unquantized_segments(path: Path) -> int:
+    """Segments with an HNSW graph but no quantization in their config (`segment.json`)."""
+    missing = 0
+    for segment_file in (path / "segments").glob("*/segment.json"):
+        try:
+            vectors = json.loads(segment_file.read_text())["config"]["vector_data"]
+        except (OSError, ValueError, KeyError):
+            continue  # a segment being written or removed by the optimizer meanwhile
+        params = vectors.get(VECTOR_NAME, {})
+        if params.get("index", {}).get("type") == "hnsw" and not params.get("quantization_config"):
+            missing += 1
+    return missing
 
 
 def _apply(operation: edge.UpdateOperation) -> Callable[[edge.EdgeShard], None]:

@@ -11,6 +11,15 @@ passes `HnswSettings.indexing_threshold_kb` (set when the collection is created)
 blocking searches, so `optimize()` has nothing to do. Searches use `hnsw_ef` =
 `HnswSettings.default_hnsw_ef` unless told otherwise, as the embedded store does.
 
+Quantization (`ScalarQuantization`, on by default): the collection is created with int8
+scalar quantization (kept in RAM), and searches ask for rescoring on the original vectors with
+`oversampling`. A collection created without it (before it was the default) gets it when the
+store opens: `update_collection` sets the config, and the server's optimizer quantizes the
+existing segments in the background, keeping every vector; searches meanwhile score the
+segments not yet quantized on their float vectors. With quantization off, new collections get
+none and searches ignore a quantized copy an existing collection has (the config is left as it
+is, as the embedded store must leave it).
+
 Durability: writes are sent with `wait=True`, so an acknowledged write is in the server's
 write-ahead log; `flush()` has nothing to add.
 
@@ -25,6 +34,7 @@ do that, with the real engine).
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -45,6 +55,7 @@ from agentic_labeling.registry.vectors.vector_store import (
     Embedding,
     HnswSettings,
     ObjectPayload,
+    ScalarQuantization,
     ScoredId,
     VectorPoint,
     VectorRecord,
@@ -57,6 +68,8 @@ __all__ = ["DEFAULT_COLLECTION", "UPSERT_CHUNK", "VECTOR_NAME", "QdrantServerVec
 VECTOR_NAME = "embedding"
 DEFAULT_COLLECTION = "objects"
 UPSERT_CHUNK = 512
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -87,10 +100,12 @@ class QdrantServerVectorStore(VectorStore):
         dimension: int,
         hnsw: HnswSettings,
         owns_client: bool,
+        quantization: ScalarQuantization | None = None,
     ) -> None:
         super().__init__(dimension)
         self.collection = collection
         self.hnsw = hnsw
+        self.quantization = quantization or ScalarQuantization()
         self._client = client
         self._owns_client = owns_client
         self._closed = False
@@ -106,6 +121,7 @@ class QdrantServerVectorStore(VectorStore):
         timeout_s: int = 30,
         hnsw: HnswSettings | None = None,
         check_compatibility: bool = True,
+        quantization: ScalarQuantization | None = None,
     ) -> QdrantServerVectorStore:
         """Open the store on the server at `url` (e.g. http://qdrant:6333).
         `check_compatibility`: qdrant-client compares its version with the server's in a
@@ -118,7 +134,12 @@ class QdrantServerVectorStore(VectorStore):
         )
         try:
             return await cls.open(
-                client, dimension=dimension, collection=collection, hnsw=hnsw, owns_client=True
+                client,
+                dimension=dimension,
+                collection=collection,
+                hnsw=hnsw,
+                owns_client=True,
+                quantization=quantization,
             )
         except BaseException:
             await client.close()
@@ -133,13 +154,17 @@ class QdrantServerVectorStore(VectorStore):
         collection: str = DEFAULT_COLLECTION,
         hnsw: HnswSettings | None = None,
         owns_client: bool = False,
+        quantization: ScalarQuantization | None = None,
     ) -> QdrantServerVectorStore:
         """Use `collection` through `client`, creating it (and its payload indexes) when it does
-        not exist. FailedPrecondition when it holds vectors of another dimension or distance.
-        With `owns_client`, `close` closes the client too."""
+        not exist, and turning quantization on for one created without it (unless
+        `quantization` is off). FailedPrecondition when it holds vectors of another dimension
+        or distance. With `owns_client`, `close` closes the client too."""
         if dimension < 1:
             raise ValueError(f"dimension must be positive, got {dimension}")
-        store = cls(client, collection, dimension, hnsw or HnswSettings(), owns_client)
+        store = cls(
+            client, collection, dimension, hnsw or HnswSettings(), owns_client, quantization
+        )
         await store._ensure_collection()
         return store
 
@@ -162,6 +187,7 @@ class QdrantServerVectorStore(VectorStore):
                         optimizers_config=models.OptimizersConfigDiff(
                             indexing_threshold=self.hnsw.indexing_threshold_kb
                         ),
+                        quantization_config=self._client_quantization(),
                     )
                 )
             except (UnexpectedResponse, ValueError):
@@ -170,6 +196,16 @@ class QdrantServerVectorStore(VectorStore):
                     raise
         info = await self._rpc(self._client.get_collection(self.collection))
         self._check_vectors(info.config.params.vectors)
+        wanted = self._client_quantization()
+        if wanted is not None and info.config.quantization_config is None:
+            logger.warning(
+                "Qdrant collection %r has no int8 quantization; turning it on (the server "
+                "quantizes the existing segments in the background)",
+                self.collection,
+            )
+            await self._rpc(
+                self._client.update_collection(self.collection, quantization_config=wanted)
+            )
         with warnings.catch_warnings():
             # Local mode (tests) says once that it ignores payload indexes; known, see above.
             warnings.filterwarnings("ignore", message="Payload indexes have no effect")
@@ -180,6 +216,15 @@ class QdrantServerVectorStore(VectorStore):
                             self.collection, key, field_schema=_index_schema(kind), wait=True
                         )
                     )
+
+    def _client_quantization(self) -> models.ScalarQuantization | None:
+        if not self.quantization.enabled:
+            return None
+        return models.ScalarQuantization(
+            scalar=models.ScalarQuantizationConfig(
+                type=models.ScalarType.INT8, quantile=self.quantization.quantile, always_ram=True
+            )
+        )
 
     def _check_vectors(self, vectors: Any) -> None:
         params = vectors.get(VECTOR_NAME) if isinstance(vectors, dict) else None
@@ -289,7 +334,14 @@ class QdrantServerVectorStore(VectorStore):
                 using=VECTOR_NAME,
                 query_filter=to_client_filter(filter),
                 search_params=models.SearchParams(
-                    hnsw_ef=max(top_k, hnsw_ef or self.hnsw.default_hnsw_ef), exact=exact
+                    hnsw_ef=max(top_k, hnsw_ef or self.hnsw.default_hnsw_ef),
+                    exact=exact,
+                    quantization=models.QuantizationSearchParams(
+                        # An exact search (for checks) compares the float vectors only.
+                        ignore=exact or not self.quantization.enabled,
+                        rescore=True,
+                        oversampling=self.quantization.oversampling,
+                    ),
                 ),
                 limit=top_k,
                 with_payload=False,
@@ -347,6 +399,15 @@ class QdrantServerVectorStore(VectorStore):
         return VectorStoreStats(
             info.points_count or 0, info.indexed_vectors_count or 0, info.segments_count or 0
         )
+
+    async def quantization_config(self) -> dict[str, Any] | None:
+        """The collection's quantization config, as the server reports it."""
+        info = await self._rpc(self._open_client().get_collection(self.collection))
+        config = info.config.quantization_config
+        if config is None:
+            return None
+        dumped: dict[str, Any] = config.model_dump(mode="json", exclude_none=True)
+        return dumped
 
     # --- Maintenance --------------------------------------------------------------------------
 

@@ -19,6 +19,11 @@ Contract, for both:
 - `search` pushes the filter down into Qdrant's payload filter (never post-filtered), so a
   selective filter still returns top_k matches when that many exist.
 - Every method is a coroutine and the stores are safe to share between tasks.
+- Stored vectors are int8 scalar quantized by default (`ScalarQuantization`): the graph
+  search compares the 1-byte copies, and the best `top_k * oversampling` candidates are
+  rescored on the original float vectors, so scores and order are the exact cosine ones. A
+  store created without quantization gets it when opened with it on (see each
+  implementation); with it off, searches use the float vectors only.
 - Values are validated before anything is written: a wrong dimension, a non-finite or zero
   vector, a non-finite number or a timestamp without offset raises InvalidArgument naming the
   point, and nothing of the batch is written.
@@ -54,6 +59,7 @@ __all__ = [
     "Embedding",
     "HnswSettings",
     "ObjectPayload",
+    "ScalarQuantization",
     "ScoredId",
     "VectorPoint",
     "VectorRecord",
@@ -85,6 +91,30 @@ class HnswSettings:
     full_scan_threshold_kb: int = 10_000
     indexing_threshold_kb: int = 10_000
     default_hnsw_ef: int = DEFAULT_HNSW_EF
+
+
+@dataclass(frozen=True)
+class ScalarQuantization:
+    """int8 scalar quantization of the stored vectors, searched with rescoring.
+
+    Measured at 1M clustered 768-d vectors on 2 cores (BENCHMARKS.md): recall@10 0.998 at p95
+    1.51 ms (hnsw_ef 256) against 0.997 at 4.73 ms without it, and a 3x faster graph build,
+    for a quarter more disk and memory (the 1-byte copy sits beside the float vectors, which
+    rescoring reads). `enabled=False` (the `vector_quantization` setting off) creates stores
+    without it and makes searches ignore a quantized copy an older store already has.
+    `quantile`: the share of values the int8 range covers (outliers are clipped);
+    `oversampling`: candidates rescored per hit wanted (2.0 measured above).
+    """
+
+    enabled: bool = True
+    quantile: float = 0.99
+    oversampling: float = 2.0
+
+    def config_json(self) -> dict[str, Any] | None:
+        """The quantization config as Qdrant writes it (None when off)."""
+        if not self.enabled:
+            return None
+        return {"scalar": {"type": "int8", "quantile": self.quantile}}
 
 
 @dataclass(frozen=True)
@@ -256,6 +286,11 @@ class VectorStore(abc.ABC):
     @abc.abstractmethod
     async def stats(self) -> VectorStoreStats:
         """Point, indexed-vector and segment counts."""
+
+    @abc.abstractmethod
+    async def quantization_config(self) -> dict[str, Any] | None:
+        """The quantization config the engine holds for the stored vectors, in Qdrant's JSON
+        form (`{"scalar": {"type": "int8", "quantile": 0.99}}`), or None when it has none."""
 
     @abc.abstractmethod
     async def flush(self) -> None:

@@ -35,6 +35,7 @@ class Settings:
     host: str = field(default="127.0.0.1", metadata={"help": "interface servers bind to"})
     registry_port: int = field(default=50051, metadata={"help": "registry server port"})
     orchestrator_port: int = field(default=50052, metadata={"help": "orchestrator server port"})
+    review_port: int = field(default=8765, metadata={"help": "review web app's HTTP port"})
     registry_metrics_port: int = field(
         default=9464,
         metadata={"help": "registry's Prometheus /metrics port (0: any free port, -1: off)"},
@@ -63,6 +64,13 @@ class Settings:
     )
     qdrant_url: str = field(
         default="", metadata={"help": "external Qdrant URL (empty: embedded Qdrant engine)"}
+    )
+    vector_quantization: bool = field(
+        default=True,
+        metadata={
+            "help": "int8 scalar quantization of stored embeddings, rescored on the originals"
+            " (faster similarity search; off: search the float vectors only)"
+        },
     )
     export_root: Path | None = field(
         default=None,
@@ -94,6 +102,20 @@ class Settings:
     labeling_window: int = field(
         default=16,
         metadata={"help": "images the orchestrator labels at once, across all streams"},
+    )
+    registration_queue: int = field(
+        default=32,
+        metadata={
+            "help": "images whose registry calls the orchestrator makes at once, across all "
+            "streams (beside the labeling window, which counts the model stages only)"
+        },
+    )
+    vector_flush_interval_s: float = field(
+        default=0.2,
+        metadata={
+            "help": "the registry flushes new vectors to disk at most this often; until then "
+            "they stay in the outbox and a crash re-applies them (0: flush on every write)"
+        },
     )
     # Limits, explicit so a bad client cannot exhaust a server.
     max_message_bytes: int = field(
@@ -132,7 +154,7 @@ _LOG_FORMATS = ("json", "text")
 
 def _check_settings(s: Settings) -> None:
     problems: list[tuple[str, str]] = []
-    for name in ("registry_port", "orchestrator_port"):
+    for name in ("registry_port", "orchestrator_port", "review_port"):
         port = getattr(s, name)
         if not 0 <= port <= 65535:
             problems.append((name, f"must be between 0 and 65535, got {port}"))
@@ -147,6 +169,10 @@ def _check_settings(s: Settings) -> None:
         problems.append(("embedding_dimension", "must be positive (or left out)"))
     if not 0.0 < s.duplicate_iou_threshold <= 1.0:
         problems.append(("duplicate_iou_threshold", "must be in (0, 1]"))
+    if s.registration_queue <= 0:
+        problems.append(("registration_queue", "must be positive"))
+    if s.vector_flush_interval_s < 0:
+        problems.append(("vector_flush_interval_s", "must not be negative"))
     if s.max_concurrent_rpcs <= 0:
         problems.append(("max_concurrent_rpcs", "must be positive"))
     if s.shutdown_grace_s < 0:

@@ -1,10 +1,11 @@
 """bench/vector_search.py end to end at a tiny size: a smoke run, not a benchmark.
 
-It proves every variant (numpy exact scan, qdrant-edge HNSW with and without scalar
-quantization, qdrant-client local mode, pgvector HNSW on the embedded PostgreSQL) loads the
-same data, answers every query with and without the payload filter at every ef, and reports
-recall and latency; and that the plot is written. The qdrant-edge thresholds are lowered so that
-even 2,000 small vectors get an HNSW graph and filtered searches walk it.
+It proves every variant (numpy exact scan, qdrant-edge HNSW as the registry runs it (int8
+quantized) and with the float vectors only, qdrant-client local mode, pgvector HNSW on the
+embedded PostgreSQL) loads the same data, answers every query with and without the payload
+filter at every ef, and reports recall and latency; and that the plot is written. The
+qdrant-edge thresholds are lowered so that even 2,000 small vectors get an HNSW graph and
+filtered searches walk it.
 
 pgvector's distance code dies with SIGILL on some CPUs (AVX2 without AVX-512:
 bench/pgvector_support.py probes it); there the benchmark reports the variant as not
@@ -28,8 +29,8 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = 2000
 QUERIES = 20
-EFS = [16, 64]
-HNSW_VARIANTS = ("edge-hnsw", "edge-hnsw-sq", "pgvector-hnsw")
+EFS = [16, 256]
+HNSW_VARIANTS = ("edge-hnsw", "edge-hnsw-float", "pgvector-hnsw")
 EXACT_VARIANTS = ("numpy-exact", "qdrant-local")
 EPSILON = 0.05
 
@@ -77,7 +78,7 @@ def run(vector_search: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> 
                 "--warmup",
                 "2",
                 "--ef",
-                ",".join(map(str, EFS)),
+                ",".join(map(str, EFS)),  # with the registry's default, 256
                 "--full-scan-threshold-kb",
                 "1",
                 "--indexing-threshold-kb",
@@ -131,7 +132,7 @@ def _answers_every_query_at_every_ef(result: dict[str, Any]) -> None:
     assert len(result["targets"]) == 2
 
 
-@pytest.mark.parametrize("name", ["edge-hnsw", "edge-hnsw-sq"])
+@pytest.mark.parametrize("name", ["edge-hnsw", "edge-hnsw-float"])
 def test_the_qdrant_edge_variants_answer_every_query_from_a_built_graph(
     run: Run, name: str
 ) -> None:
@@ -161,3 +162,15 @@ def test_pgvector_is_reported_not_available_where_its_probe_fails(run: Run) -> N
     assert result["reason"].startswith("not available on this CPU")
     assert f"- pgvector-hnsw: {result['reason']}" in run.printed
     assert "| pgvector-hnsw | not available on this CPU |" in run.printed
+
+
+def test_edge_hnsw_runs_with_the_registrys_quantization_and_is_judged_at_its_default_ef(
+    run: Run,
+) -> None:
+    quantized = run.result("edge-hnsw")["settings"]
+    assert quantized["quantization"]["enabled"] is True
+    assert quantized["stored_quantization"] == {"scalar": {"type": "int8", "quantile": 0.99}}
+    assert run.result("edge-hnsw-float")["settings"]["stored_quantization"] is None
+    judged = run.result("edge-hnsw")["at_default_ef"]
+    assert [(t["ef"], t["filtered"]) for t in judged] == [(256, False), (256, True)]
+    assert "- edge-hnsw at the registry's default ef 256: " in run.printed

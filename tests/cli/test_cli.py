@@ -37,11 +37,13 @@ COMMAND_GROUPS = [
     "objects",
     "validate",
     "categories",
+    "tracks",
     "stats",
     "registry",
     "datasets",
     "train",
     "models",
+    "demo-video",
 ]
 SERVER_MODULES = ("registry_server", "orchestrator_server")
 

@@ -27,6 +27,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from agentic_labeling.cli import cli
 from agentic_labeling.local.addresses import unused_port
+from agentic_labeling.local.launcher import http_serving
 from agentic_labeling.local.processes import process_is_running, process_start_ticks
 from agentic_labeling.triton_server import TritonHandle, query_status
 from agentic_labeling.v1 import labeling_pb2, labeling_pb2_grpc
@@ -41,6 +42,8 @@ FREE_PORTS = [
     "--registry-metrics-port",
     "0",
     "--orchestrator-metrics-port",
+    "0",
+    "--review-port",
     "0",
 ]
 FREE_TRITON_PORTS = [
@@ -138,7 +141,12 @@ def mesh(tiny_models_dir: Path) -> Iterator[UpMesh]:
 
 def test_up_starts_every_part_and_prints_their_endpoints_as_json(mesh: UpMesh) -> None:
     assert mesh.result.exit_code == 0, mesh.result.output
-    assert [c["name"] for c in mesh.printed["components"]] == ["triton", "registry", "orchestrator"]
+    assert [c["name"] for c in mesh.printed["components"]] == [
+        "triton",
+        "registry",
+        "orchestrator",
+        "review",
+    ]
     for part in mesh.printed["components"]:
         host, port = part["address"].rsplit(":", 1)
         assert host == "127.0.0.1"
@@ -160,6 +168,8 @@ def test_every_part_is_ready_after_up(mesh: UpMesh) -> None:
     assert query_status(mesh.part("triton")["address"]).all_ready
     assert _serving(mesh.part("registry")["address"])
     assert _serving(mesh.part("orchestrator")["address"])
+    assert http_serving(mesh.part("review")["address"])
+    assert mesh.part("review")["urls"]["page"] == f"http://{mesh.part('review')['address']}/"
 
 
 def test_the_orchestrator_started_by_up_reaches_the_registry_and_triton(mesh: UpMesh) -> None:
@@ -187,7 +197,7 @@ def test_down_stops_every_part_in_reverse_order_and_leaves_no_process(mesh: UpMe
     result = alabel(mesh.data_dir, "down")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert [line.split()[1] for line in lines] == ["orchestrator", "registry", "triton"]
+    assert [line.split()[1] for line in lines] == ["review", "orchestrator", "registry", "triton"]
     assert all(line.startswith("stopped ") for line in lines), lines
     assert all(_gone(pid) for pid in pids)
     assert _processes_of(mesh.data_dir) == []
@@ -207,7 +217,8 @@ def test_up_with_an_external_triton_starts_the_servers_prints_a_table_and_down_l
         assert lines[1].split() == ["PART", "ADDRESS", "PROCESS", "LOG"]
         assert lines[2].split()[:3] == ["triton", served_triton.address, "external"]
         state = json.loads((data_dir / "run" / "mesh.json").read_text())
-        registry, orchestrator = (c["address"] for c in state["components"][1:])
+        registry, orchestrator, review = (c["address"] for c in state["components"][1:])
+        assert f"  review page: http://{review}/" in result.stdout
         assert (
             f"  alabel --registry-url {registry} --orchestrator-url {orchestrator} label"
             in result.stdout

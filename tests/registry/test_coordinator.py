@@ -90,6 +90,7 @@ async def test_batch_create_writes_rows_vectors_and_mask_files(registry: Registr
     assert await _vector_ids(registry) == {first.id, second.id}
     assert _mask_ids(registry) == {first.id}
     assert np.array_equal(registry.masks.read(first.id), _mask(0, 5))
+    await registry.flush_vectors()  # the group commit, now (test_vector_group_commit.py)
     assert await registry.repository.outbox.pending_count() == 0
 
 

@@ -10,7 +10,7 @@ from uuid import uuid4
 
 import numpy as np
 import pytest
-from dataset_fixtures import built, definition, images_with_objects
+from dataset_fixtures import box, built, definition, images_with_objects, objects, sha, video
 from PIL import Image
 
 from agentic_labeling.errors import Cancelled, FailedPrecondition, InvalidArgument
@@ -25,6 +25,7 @@ from agentic_labeling.registry.files.image_store import ImageStore
 from agentic_labeling.registry.files.masks import MaskStore
 from agentic_labeling.registry.repository import Repository
 from agentic_labeling.registry.values.dataset_records import DatasetImage, Split
+from agentic_labeling.registry.values.records import BoundingBox, NewObject
 
 
 class RecordedProgress:
@@ -168,3 +169,47 @@ def test_a_video_frame_is_exported_from_its_own_stored_bytes(tmp_path: Path) -> 
     on_disk.write_bytes(_png(3))
     by_uri = replace(still, source_content_sha256="", frame_uri=f"file://{on_disk}")
     assert image_file(by_uri, images) == on_disk
+
+
+async def test_a_videos_frames_are_exported_each_as_an_image_all_in_one_split(
+    repo: Repository, tmp_path: Path
+) -> None:
+    images, masks = ImageStore(tmp_path / "images"), MaskStore(tmp_path / "data")
+    clips = [await video(repo, n, frames=3) for n in range(5)]
+    for n in range(len(clips)):
+        for index in range(3):
+            # The fixture's frames carry made-up hashes: store real bytes under them.
+            path = images.path(sha(n * 1000 + index))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pixels = np.random.default_rng(n * 10 + index).integers(0, 256, (240, 320, 3))
+            buffer = io.BytesIO()
+            Image.fromarray(pixels.astype(np.uint8)).save(buffer, format="PNG")
+            path.write_bytes(buffer.getvalue())
+    await objects(
+        repo,
+        [
+            NewObject(
+                source_id=clip.id, frame_index=f, bbox=BoundingBox(*box(f)), category_name="cat"
+            )
+            for clip in clips
+            for f in range(3)
+        ],
+    )
+    dataset = await repo.datasets.get(await built(repo, definition("cat")))
+    target = tmp_path / "exports" / "clips"
+    summary = await export_dataset(
+        ExportRequest(dataset, ExportFormat.YOLO_DETECT, target, ImageTransfer.COPY, False),
+        repo.datasets.images(dataset.id),
+        images,
+        masks,
+        RecordedProgress(),
+    )
+    assert (summary.image_count, summary.object_count) == (15, 15)
+    splits_of: dict[str, set[str]] = {}
+    for path in (target / "images").rglob("*.png"):
+        clip = path.stem.split("-")[0]  # "v3-7": the video's display name, the image number
+        splits_of.setdefault(clip, set()).add(path.parent.name)
+        assert (target / "labels" / path.parent.name / f"{path.stem}.txt").is_file()
+    assert sorted(splits_of) == [f"v{n}" for n in range(5)]
+    assert all(len(splits) == 1 for splits in splits_of.values()), splits_of
+    assert len(list((target / "images").rglob("*.png"))) == 15

@@ -534,14 +534,9 @@ async def test_a_later_config_applies_to_the_images_after_it(
             grpc.StatusCode.INVALID_ARGUMENT,
             "config.max_objects_per_image",
         ),
-        (
-            labeling_pb2.AutoLabelConfig(class_names=["cat"], track_objects=True),
-            grpc.StatusCode.UNIMPLEMENTED,
-            "",
-        ),
         (None, grpc.StatusCode.INVALID_ARGUMENT, "payload"),
     ],
-    ids=["no-classes", "twice", "resource-name", "confidence", "max", "tracking", "empty"],
+    ids=["no-classes", "twice", "resource-name", "confidence", "max", "empty"],
 )
 async def test_a_bad_config_fails_the_stream_after_answering_the_images_before_it(
     stub: labeling_pb2_grpc.LabelingServiceStub,
@@ -562,10 +557,7 @@ async def test_a_bad_config_fails_the_stream_after_answering_the_images_before_i
         await _collect(call, answers)
     assert [(a.client_id, a.status.code) for a in answers] == [("before", 0)]
     assert caught.value.code() == code
-    if field:
-        assert _trailer_fields(caught.value) == [field]
-    else:
-        assert "track_objects" in (caught.value.details() or "")
+    assert _trailer_fields(caught.value) == [field]
 
 
 async def _collect(

@@ -223,6 +223,30 @@ def test_track_message_holds_its_objects_in_frame_order() -> None:
     assert message.create_time.ToDatetime(tzinfo=UTC) == CREATED
 
 
+def test_track_message_carries_average_confidence_and_frame_times() -> None:
+    message = rc.track_message(
+        make_track(
+            average_confidence=0.625,
+            first_frame_time=timedelta(seconds=0.2),
+            last_frame_time=timedelta(seconds=3, microseconds=900_001),
+        )
+    )
+    assert message.average_confidence == 0.625
+    assert message.first_frame_time.ToTimedelta() == timedelta(seconds=0.2)
+    assert message.last_frame_time.ToTimedelta() == timedelta(seconds=3, microseconds=900_001)
+
+
+def test_create_track_request_becomes_ids_naming_a_bad_field() -> None:
+    request = registry_pb2.CreateTrackRequest(
+        source=f"sources/{SOURCE_ID}", objects=[f"objects/{OBJECT_ID}"], track_id=str(TRACK_ID)
+    )
+    assert rc.new_track(request) == rc.NewTrack(SOURCE_ID, [OBJECT_ID], TRACK_ID)
+    request.objects.append("objects/nope")
+    with pytest.raises(InvalidArgument) as caught:
+        rc.new_track(request)
+    assert caught.value.violations[0].field == "objects[1]"
+
+
 def test_track_without_objects_has_no_category() -> None:
     message = rc.track_message(make_track(category_id=None, category_name="", objects=()))
 

@@ -54,6 +54,12 @@ def shown_path(path: Path) -> str:
         return str(path)
 
 
+def shown_result(result: ImageResult) -> str:
+    """The result's file, and its frame for a video frame: `clip.mp4 frame 12`."""
+    path = shown_path(result.path)
+    return path if result.frame_index is None else f"{path} frame {result.frame_index}"
+
+
 def _classes(objects: tuple[registry_pb2.LabeledObject, ...]) -> Counter[str]:
     return Counter(o.category_name or o.category for o in objects)
 
@@ -142,7 +148,7 @@ class LabelTally:
             )
         if self.failures:
             lines.append("failed:")
-            lines += [f"  {shown_path(f.path)}: {_error_text(f)}" for f in self.failures]
+            lines += [f"  {shown_result(f)}: {_error_text(f)}" for f in self.failures]
         return lines
 
 
@@ -156,6 +162,12 @@ def _objects_text(result: ImageResult) -> str:
     if not classes:
         return count
     return count + ": " + ", ".join(f"{name} {n}" for name, n in classes.most_common())
+
+
+def _settle_total(tally: LabelTally, complete: bool) -> None:
+    """A video's frame count is estimated up front; once every result is in, it is known."""
+    if complete:
+        tally.total = tally.done
 
 
 class Report:
@@ -179,6 +191,7 @@ class Report:
         self.tally.add(result)
 
     def finish(self, *, complete: bool, error: str | None = None) -> None:
+        _settle_total(self.tally, complete)
         for line in self.tally.summary_lines():
             click.echo(line)
         if not complete:
@@ -190,7 +203,7 @@ class LineReport(Report):
 
     def add(self, result: ImageResult) -> None:
         super().add(result)
-        path = shown_path(result.path)
+        path = shown_result(result)
         if result.error is not None:
             click.echo(f"failed     {path}  {result.error.text()}")
         elif result.already_registered:
@@ -214,6 +227,7 @@ class JsonReport(Report):
         record = {
             "type": "image",
             "path": str(result.path),
+            "frame_index": result.frame_index,
             "status": status,
             "source": result.source,
             "objects": [message_json(o) for o in result.objects],
@@ -223,6 +237,7 @@ class JsonReport(Report):
         click.echo(json.dumps(record))
 
     def finish(self, *, complete: bool, error: str | None = None) -> None:
+        _settle_total(self.tally, complete)
         click.echo(json.dumps(self.tally.to_json(complete=complete, error=error)))
 
 
@@ -267,14 +282,13 @@ class ProgressReport(Report):
         super().add(result)
         if result.error is not None:
             self.console.print(
-                Text.assemble(
-                    ("failed", "red"), f" {shown_path(result.path)}: {result.error.text()}"
-                )
+                Text.assemble(("failed", "red"), f" {shown_result(result)}: {result.error.text()}")
             )
         tally = self.tally
         self.progress.update(
             self.task,
             completed=tally.done,
+            total=max(tally.total, tally.done),  # a video's frame count is an estimate
             objects=tally.new_objects + tally.merged_objects + tally.registered_objects,
             failed=len(tally.failures),
             rate=tally.rate,

@@ -1,9 +1,16 @@
 """The client side of one AutoLabel stream: files in with a bounded window, results out.
 
-`stream_images` yields one `ImageResult` per file as answers arrive (not in file order). Files
-are read one at a time, just before they are sent, and at most `in_flight` images are
-outstanding: memory stays flat whatever the number of files, and the orchestrator's window (and
-so Triton's batching) stays busy.
+`stream_images` yields one `ImageResult` per image file and per sampled video frame as answers
+arrive (not in file order). Files are read, and videos decoded, one frame at a time, just
+before they are sent, and at most `in_flight` images are outstanding: memory stays flat
+whatever the number or length of the files, and the orchestrator's window (and so Triton's
+batching) stays busy.
+
+Videos. A video's frames go in index order, each with a FramePosition whose video_key is the
+SHA-256 of the video file: the orchestrator registers one video source per file content with
+its frames (index, timestamp, size), and a re-run finds that source again, so nothing is
+registered twice. A video that stops decoding part way (truncated, damaged) gets one local
+failure after the frames before the damage.
 
 Threads: gRPC's sync bidi call reads the request iterator on a thread of its own, and the answers
 are read on another; both hand events to the caller's thread through one queue, so the caller
@@ -14,20 +21,23 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from google.protobuf import duration_pb2
 
 from agentic_labeling.cli.channels import StatusSummary, failure_from_rpc_error, open_channel
 from agentic_labeling.cli.failures import CliFailure
+from agentic_labeling.cli.video_frames import Sampling, VideoError, VideoFrame, sample_frames
 from agentic_labeling.v1 import common_pb2, labeling_pb2, labeling_pb2_grpc, registry_pb2
 
 __all__ = [
     "ImageResult",
     "StreamBroken",
     "StreamOptions",
+    "VideoInput",
     "served_random_weights",
     "stream_images",
 ]
@@ -52,6 +62,8 @@ class StreamOptions:
     skip_embeddings: bool = False
     in_flight: int = 16
     max_message_bytes: int = 64 * 1024 * 1024
+    sampling: Sampling = field(default_factory=Sampling)  # of video frames
+    track_objects: bool = False  # link each video's objects into tracks
 
     def config(self) -> labeling_pb2.AutoLabelConfig:
         config = labeling_pb2.AutoLabelConfig(
@@ -59,6 +71,7 @@ class StreamOptions:
             max_objects_per_image=self.max_objects_per_image,
             skip_masks=self.skip_masks,
             skip_embeddings=self.skip_embeddings,
+            track_objects=self.track_objects,
             # Re-running the same command after an interruption finishes the job; with
             # reprocess, registered images are labelled again (their matches merge).
             skip_registered=not self.reprocess,
@@ -69,11 +82,21 @@ class StreamOptions:
 
 
 @dataclass(frozen=True)
+class VideoInput:
+    """A video file to send frame by frame (probed and hashed before the stream starts)."""
+
+    path: Path
+    sha256: str  # the video_key: the same file finds the same source again
+
+
+@dataclass(frozen=True)
 class ImageResult:
-    """The outcome for one file: labelled, already registered, or failed with a status."""
+    """The outcome for one image file or video frame: labelled, already registered, or failed
+    with a status. A failure of a whole video (it stopped decoding) has no frame_index."""
 
     path: Path
     error: StatusSummary | None = None
+    frame_index: int | None = None  # set for a video frame
     source: str = ""
     objects: tuple[registry_pb2.LabeledObject, ...] = ()
     already_registered: bool = False
@@ -97,33 +120,75 @@ class StreamBroken(Exception):
         self.unanswered = unanswered
 
 
-def _local_failure(path: Path, message: str) -> ImageResult:
-    return ImageResult(path, error=StatusSummary.local(grpc.StatusCode.INVALID_ARGUMENT, message))
+def _local_failure(path: Path, message: str, frame_index: int | None = None) -> ImageResult:
+    return ImageResult(
+        path,
+        error=StatusSummary.local(grpc.StatusCode.INVALID_ARGUMENT, message),
+        frame_index=frame_index,
+    )
+
+
+def _frame_item(video: VideoInput, frame: VideoFrame) -> labeling_pb2.AutoLabelItem:
+    timestamp = duration_pb2.Duration()
+    timestamp.FromNanoseconds(frame.timestamp_ns)
+    return labeling_pb2.AutoLabelItem(
+        client_id=f"{video.path}#{frame.index}",
+        image=common_pb2.Image(data=frame.data),
+        display_name=video.path.name,
+        frame=labeling_pb2.FramePosition(
+            video_key=video.sha256,
+            frame_index=frame.index,
+            timestamp=timestamp,
+            video_width=frame.width,
+            video_height=frame.height,
+        ),
+    )
 
 
 @dataclass
 class _Stream:
     options: StreamOptions
-    files: Sequence[Path]
+    files: Sequence[Path | VideoInput]
     events: queue.Queue[object] = field(default_factory=queue.Queue)
     stopped: threading.Event = field(default_factory=threading.Event)
-    # client_id -> path of every image sent and not answered yet
-    pending: dict[str, Path] = field(default_factory=dict)
+    # client_id -> path and frame index of every image sent and not answered yet
+    pending: dict[str, tuple[Path, int | None]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     sent_all: bool = False
+    produced: int = 0  # results owed: images and frames sent, plus local failures
 
     def __post_init__(self) -> None:
         self.window = threading.Semaphore(self.options.in_flight)
+        self.limit = self.options.max_message_bytes - _ENVELOPE_BYTES
+
+    def _take_slot(self) -> bool:
+        """Wait for room in the window; False when the stream has stopped."""
+        while not self.window.acquire(timeout=_POLL_S):
+            if self.stopped.is_set():
+                return False
+        return not self.stopped.is_set()
+
+    def _fail_locally(self, result: ImageResult) -> None:
+        self.window.release()
+        self.produced += 1
+        self.events.put(result)
+
+    def _send(self, item: labeling_pb2.AutoLabelItem, path: Path, frame_index: int | None) -> None:
+        with self.lock:
+            self.pending[item.client_id] = (path, frame_index)
+        self.produced += 1
 
     def requests(self) -> Iterator[labeling_pb2.AutoLabelRequest]:
         yield labeling_pb2.AutoLabelRequest(config=self.options.config())
-        limit = self.options.max_message_bytes - _ENVELOPE_BYTES
-        for path in self.files:
-            while not self.window.acquire(timeout=_POLL_S):
-                if self.stopped.is_set():
+        for entry in self.files:
+            if isinstance(entry, VideoInput):
+                if not (yield from self._video_requests(entry)):
                     return
-            if self.stopped.is_set():
+                continue
+            path = entry
+            if not self._take_slot():
                 return
+            limit = self.limit
             try:
                 size = path.stat().st_size
                 if size > limit:
@@ -133,42 +198,67 @@ class _Stream:
                     )
                 data = path.read_bytes()
             except (OSError, ValueError) as error:
-                self.window.release()
                 reason = error.strerror if isinstance(error, OSError) else str(error)
-                self.events.put(_local_failure(path, f"cannot send {path}: {reason}"))
+                self._fail_locally(_local_failure(path, f"cannot send {path}: {reason}"))
                 continue
-            client_id = str(path)
-            with self.lock:
-                self.pending[client_id] = path
-            yield labeling_pb2.AutoLabelRequest(
-                item=labeling_pb2.AutoLabelItem(
-                    client_id=client_id,
-                    image=common_pb2.Image(data=data),
-                    display_name=path.name,
-                )
+            item = labeling_pb2.AutoLabelItem(
+                client_id=str(path), image=common_pb2.Image(data=data), display_name=path.name
             )
+            self._send(item, path, None)
+            yield labeling_pb2.AutoLabelRequest(item=item)
         self.sent_all = True
+
+    def _video_requests(
+        self, video: VideoInput
+    ) -> Generator[labeling_pb2.AutoLabelRequest, None, bool]:
+        """The video's sampled frames, decoded as the window has room; False when stopped."""
+        frames = sample_frames(video.path, self.options.sampling)
+        while True:
+            if not self._take_slot():
+                frames.close()
+                return False
+            try:
+                frame = next(frames)
+            except StopIteration:
+                self.window.release()
+                return True
+            except (VideoError, OSError) as error:
+                self._fail_locally(_local_failure(video.path, str(error)))
+                return True
+            if len(frame.data) > self.limit:
+                message = (
+                    f"frame {frame.index} of {video.path} is {len(frame.data)} bytes as a JPEG;"
+                    f" one message carries at most {self.limit} (--max-message-bytes)"
+                )
+                self._fail_locally(_local_failure(video.path, message, frame.index))
+                continue
+            item = _frame_item(video, frame)
+            self._send(item, video.path, frame.index)
+            yield labeling_pb2.AutoLabelRequest(item=item)
 
     def read_answers(self, call: Iterator[labeling_pb2.AutoLabelResponse]) -> None:
         try:
             for response in call:
                 self.window.release()
                 with self.lock:
-                    path = self.pending.pop(response.client_id, None)
-                if path is None:
+                    sent = self.pending.pop(response.client_id, None)
+                if sent is None:
                     continue  # not ours (an answer is given once per image)
-                self.events.put(_result(path, response))
+                self.events.put(_result(*sent, response))
             self.events.put(None)
         except grpc.RpcError as error:
             self.events.put(error)
 
 
-def _result(path: Path, response: labeling_pb2.AutoLabelResponse) -> ImageResult:
+def _result(
+    path: Path, frame_index: int | None, response: labeling_pb2.AutoLabelResponse
+) -> ImageResult:
     status = StatusSummary(response.status)
     if not status.ok:
-        return ImageResult(path, error=status)
+        return ImageResult(path, error=status, frame_index=frame_index)
     return ImageResult(
         path,
+        frame_index=frame_index,
         source=response.source,
         objects=tuple(response.objects),
         already_registered=response.already_registered,
@@ -190,8 +280,11 @@ def served_random_weights(orchestrator_url: str) -> bool:
     return bool(status.random_weights)
 
 
-def stream_images(options: StreamOptions, files: Sequence[Path]) -> Iterator[ImageResult]:
-    """Label `files` through AutoLabel; one result per file, in the order answers arrive.
+def stream_images(
+    options: StreamOptions, files: Sequence[Path | VideoInput]
+) -> Iterator[ImageResult]:
+    """Label `files` through AutoLabel; one result per image file and per sampled video frame
+    (or per video that stopped decoding), in the order answers arrive.
 
     Raises `StreamBroken` when the stream fails as a whole (the orchestrator is unreachable,
     killed, or refuses the stream); the results yielded before stay valid. Closing the
@@ -217,16 +310,17 @@ def stream_images(options: StreamOptions, files: Sequence[Path]) -> Iterator[Ima
                     break
                 assert isinstance(event, grpc.RpcError)
                 failure = failure_from_rpc_error(event, "orchestrator", options.orchestrator_url)
-                raise StreamBroken(failure, unanswered=len(files) - answered)
+                raise StreamBroken(failure, unanswered=state.produced - answered)
         finally:
             state.stopped.set()
             call.cancel()
             reader.join(timeout=5)
-    missing = len(files) - answered
-    if missing:
+    missing = state.produced - answered
+    if missing or not state.sent_all:
+        unsent = "" if state.sent_all else " before every image was sent"
         raise StreamBroken(
             CliFailure(
-                f"orchestrator at {options.orchestrator_url} closed the stream with"
+                f"orchestrator at {options.orchestrator_url} closed the stream{unsent} with"
                 f" {missing} image(s) unanswered"
             ),
             unanswered=missing,

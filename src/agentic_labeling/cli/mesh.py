@@ -1,10 +1,10 @@
 """`alabel up` and `alabel down`: the whole mesh on this machine, started and stopped together.
 
-`up` starts tritonserver (through `agentic_labeling.triton_server`), the registry and the
-orchestrator as background processes that outlive the command, each appending to a log file
-under `<data-dir>/run/`, and records them in `<data-dir>/run/mesh.json` (see `mesh_state`) after
-each start, so that `down` can stop whatever was started even if `up` itself was killed
-half-way.
+`up` starts tritonserver (through `agentic_labeling.triton_server`), the registry, the
+orchestrator and the review web app as background processes that outlive the command, each
+appending to a log file under `<data-dir>/run/`, and records them in `<data-dir>/run/mesh.json`
+(see `mesh_state`) after each start, so that `down` can stop whatever was started even if
+`up` itself was killed half-way.
 
 Honest about what runs:
 - A Triton that `alabel triton start` runs for the same data directory is adopted when it
@@ -56,8 +56,8 @@ Examples:
   alabel up
   alabel --models-dir ~/weights up --device gpu
   alabel --triton-url gpu-box:8001 up
-  alabel --data-dir /tmp/al --registry-port 0 --orchestrator-port 0 up --triton-grpc-port 0 \\
-      --triton-http-port 0 --triton-metrics-port 0 --json
+  alabel --data-dir /tmp/al --registry-port 0 --orchestrator-port 0 --review-port 0 up \\
+      --triton-grpc-port 0 --triton-http-port 0 --triton-metrics-port 0 --json
 
 \b
 Exit status: 0 the mesh is up (parts that had died are started again); 1 it is already
@@ -109,10 +109,11 @@ def up(
 
     Starts, in the background, tritonserver with the models (weights from --models-dir), the
     registry (embedded Postgres and Qdrant under --data-dir unless --postgres-dsn / --qdrant-url
-    are given) and the orchestrator, waits until each is ready (Triton's models READY, the
-    servers' gRPC health SERVING), and prints the addresses to give to `alabel label` or
-    grpcurl. The servers listen on --host, --registry-port and --orchestrator-port (0 picks a
-    free port; the real ports are printed). Logs go to <data-dir>/run/*.log, pids and addresses
+    are given), the orchestrator and the review web app (its page's URL is printed), waits until
+    each is ready (Triton's models READY, the servers' health SERVING), and prints the
+    addresses to give to `alabel label` or grpcurl. The servers listen on --host,
+    --registry-port, --orchestrator-port and --review-port (0 picks a free port; the real ports
+    are printed). Logs go to <data-dir>/run/*.log, pids and addresses
     to <data-dir>/run/mesh.json. `alabel down` stops them.
 
     Weights are checked before anything starts: a --models-dir without florence2/, sam2/ or
@@ -206,6 +207,8 @@ def _start_mesh(state_file: MeshStateFile, start: _Start, *, external_triton: bo
             _start_orchestrator(start, state.components[1].address, triton_address)
         )
         state_file.save(state)
+        state.components.append(_start_review(start, state.components[1].address))
+        state_file.save(state)
         _check_still_up(state)
     except BaseException:
         # Nothing half-started is left behind: a failed `up` leaves no state and no process
@@ -263,12 +266,14 @@ def _start_again(dead: Component, state: MeshState, start: _Start) -> Component:
     again = dataclasses.replace(start, settings=start.settings.replace(**ports))
     if dead.name == "registry":
         return _start_registry(again, parts["triton"].address)
+    if dead.name == "review":
+        return _start_review(again, parts["registry"].address)
     return _start_orchestrator(again, parts["registry"].address, parts["triton"].address)
 
 
 def _check_still_up(state: MeshState, *, restarted: bool = False) -> None:
     """Right before `up` reports success: every part alive and serving, or a failure."""
-    from agentic_labeling.cli.mesh_processes import serving
+    from agentic_labeling.local.launcher import ready
     from agentic_labeling.triton_server import query_status
 
     problems = []
@@ -277,7 +282,7 @@ def _check_still_up(state: MeshState, *, restarted: bool = False) -> None:
             problems.append(f"{c.name} (pid {c.pid}) is not running")
         elif c.name == "triton" and not query_status(c.address).all_ready:
             problems.append(f"triton at {c.address} is not ready")
-        elif c.name != "triton" and not serving(c.address):
+        elif c.name != "triton" and not ready(c.name, c.address):
             problems.append(f"{c.name} at {c.address} is not serving")
     if problems:
         then = "`alabel down`, then `alabel up`" if restarted else "`alabel up` again"
@@ -461,6 +466,16 @@ def _start_orchestrator(start: _Start, registry_address: str, triton_address: st
         raise CliFailure(f"{refused.error.message}; the other parts were stopped") from None
 
 
+def _start_review(start: _Start, registry_address: str) -> Component:
+    """The review web app, on the registry `up` started (its page: `http://<address>/`)."""
+    settings = start.settings.replace(registry_url=registry_address)
+    try:
+        component = _start_server("review", settings, start.run_dir, start.ready_timeout)
+    except _PartRefused as refused:
+        raise CliFailure(f"{refused.error.message}; the other parts were stopped") from None
+    return dataclasses.replace(component, urls={"page": f"http://{component.address}/"})
+
+
 class _PartRefused(Exception):
     """A server that said why it did not start (its `.error` file)."""
 
@@ -542,7 +557,7 @@ def _print_up(state: MeshState, state_path: Path, as_json: bool) -> None:
     flags = [
         f"--{c.name}-url {c.address}"
         for c in state.components
-        if c.name != "triton" and c.address != _DEFAULTS[f"{c.name}_url"]
+        if c.name in ("registry", "orchestrator") and c.address != _DEFAULTS[f"{c.name}_url"]
     ]
     if flags:
         click.echo("not the default addresses: give them to the other commands, e.g.")
@@ -561,7 +576,8 @@ def _print_up(state: MeshState, state_path: Path, as_json: bool) -> None:
 def down(grace: float) -> None:
     """Stop the mesh that `alabel up` started.
 
-    Stops the orchestrator first, then the registry, then Triton, each with SIGTERM: in-flight
+    Stops the review app and the orchestrator first, then the registry, then Triton, each with
+    SIGTERM: in-flight
     work is finished or cancelled, never left half-written; a part still running after --grace
     seconds is killed. A Triton started by `alabel triton start` that `up` adopted is stopped
     too; one run elsewhere (--triton-url, --no-triton) is left running. Nothing to stop is not

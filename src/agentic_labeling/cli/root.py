@@ -10,6 +10,7 @@ import click
 from agentic_labeling import __version__
 from agentic_labeling.cli.categories import categories
 from agentic_labeling.cli.datasets import datasets
+from agentic_labeling.cli.demo_video import demo_video
 from agentic_labeling.cli.failures import failure_from_domain_error
 from agentic_labeling.cli.groups import AlabelGroup
 from agentic_labeling.cli.labeling import label
@@ -18,6 +19,7 @@ from agentic_labeling.cli.models import models
 from agentic_labeling.cli.registry import objects, registry, search, stats, validate
 from agentic_labeling.cli.serve import serve
 from agentic_labeling.cli.settings_options import SettingOption, SettingsSource, setting_options
+from agentic_labeling.cli.tracks import tracks
 from agentic_labeling.cli.training import train
 from agentic_labeling.cli.triton import triton
 from agentic_labeling.errors import DomainError
@@ -94,10 +96,12 @@ for command in (
     objects,
     validate,
     categories,
+    tracks,
     stats,
     registry,
     datasets,
     train,
     models,
+    demo_video,
 ):
     cli.add_command(command)

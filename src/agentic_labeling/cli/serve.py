@@ -1,7 +1,8 @@
-"""`alabel serve registry|orchestrator`: run one server of the mesh in the foreground."""
+"""`alabel serve registry|orchestrator|review`: run one server of the mesh in the foreground."""
 
 from __future__ import annotations
 
+import getpass
 import importlib
 from pathlib import Path
 from typing import Protocol, cast
@@ -85,3 +86,36 @@ def serve_orchestrator(port_file: Path | None) -> None:
     --registry-url. It listens on --host and --orchestrator-port.
     """
     _run_server("orchestrator_server", port_file)
+
+
+@serve.command(
+    "review",
+    epilog="""\b
+Examples:
+  alabel serve review
+  alabel --registry-url 127.0.0.1:50051 --review-port 8765 serve review --reviewer alice
+  alabel --review-port 0 serve review --port-file /tmp/al/review.port""",
+)
+@port_file_option
+@click.option(
+    "--reviewer",
+    default=lambda: getpass.getuser(),
+    show_default="your user name",
+    help="Who the decisions are recorded as (validated_by).",
+)
+def serve_review(port_file: Path | None, reviewer: str) -> None:
+    """Run the review web app until stopped.
+
+    A page at http://HOST:REVIEW_PORT/ where a person accepts (a), rejects (r) and relabels (c)
+    auto-labels, keyboard first, finds "more like this" (s) and decides on many at once, edits
+    boxes on the whole image, and follows progress. It holds no data: every decision is one
+    RPC to the registry at --registry-url. It reads images from the registry's store under
+    --data-dir. It listens on --host (127.0.0.1 by default: the page has no login) and
+    --review-port.
+    """
+    settings = current_settings()
+    if not reviewer.strip():
+        raise click.UsageError("--reviewer must not be empty: give a name, e.g. --reviewer alice")
+    from agentic_labeling.review.server import run
+
+    run(settings, port_file=port_file, reviewer=reviewer.strip())

@@ -1,4 +1,4 @@
-"""The one launcher of `alabel serve registry|orchestrator` processes on this machine.
+"""The one launcher of `alabel serve registry|orchestrator|review` processes on this machine.
 
 `alabel up` (through `cli/mesh_processes`), the tests' fixtures, the benchmarks and the demo
 (through `local_mesh`) all start servers with `start_server`: `python -m agentic_labeling
@@ -42,7 +42,9 @@ __all__ = [
     "START_TIMEOUT_S",
     "ManagedProcess",
     "environment_without_settings",
+    "http_serving",
     "log_tail",
+    "ready",
     "serving",
     "settings_environment",
     "start_server",
@@ -95,6 +97,25 @@ def serving(address: str) -> bool:
         except grpc.RpcError:
             return False
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def http_serving(address: str) -> bool:
+    """Whether the HTTP server at `address` (the review app) answers /healthz with 200."""
+    import urllib.error
+    import urllib.request
+
+    # No proxy: the environment's http_proxy cannot reach a server on this machine.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"http://{address}/healthz", timeout=_HEALTH_TIMEOUT_S) as reply:
+            return bool(reply.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
+def ready(kind: str, address: str) -> bool:
+    """Whether a server of `kind` serves: the review app over HTTP, the others over gRPC."""
+    return http_serving(address) if kind == "review" else serving(address)
 
 
 @dataclass
@@ -222,7 +243,7 @@ def start_server(
             raise failure
         if not server.port and port_file.exists():
             server.port = int(port_file.read_text())
-        if server.port and serving(server.address):
+        if server.port and ready(kind, server.address):
             break
         if time.monotonic() > deadline:
             stop_child(process, _ABANDON_GRACE_S)

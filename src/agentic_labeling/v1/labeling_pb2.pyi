@@ -36,18 +36,20 @@ class AutoLabelConfig(_message.Message):
     def __init__(self, class_names: _Optional[_Iterable[str]] = ..., min_confidence: _Optional[float] = ..., duplicate_iou_threshold: _Optional[float] = ..., max_objects_per_image: _Optional[int] = ..., skip_masks: _Optional[bool] = ..., skip_embeddings: _Optional[bool] = ..., track_objects: _Optional[bool] = ..., skip_registered: _Optional[bool] = ..., confidence_threshold: _Optional[float] = ...) -> None: ...
 
 class FramePosition(_message.Message):
-    __slots__ = ("video_key", "frame_index", "timestamp", "video_width", "video_height")
+    __slots__ = ("video_key", "frame_index", "timestamp", "video_width", "video_height", "video_frame_count")
     VIDEO_KEY_FIELD_NUMBER: _ClassVar[int]
     FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     VIDEO_WIDTH_FIELD_NUMBER: _ClassVar[int]
     VIDEO_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_FRAME_COUNT_FIELD_NUMBER: _ClassVar[int]
     video_key: str
     frame_index: int
     timestamp: _duration_pb2.Duration
     video_width: int
     video_height: int
-    def __init__(self, video_key: _Optional[str] = ..., frame_index: _Optional[int] = ..., timestamp: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., video_width: _Optional[int] = ..., video_height: _Optional[int] = ...) -> None: ...
+    video_frame_count: int
+    def __init__(self, video_key: _Optional[str] = ..., frame_index: _Optional[int] = ..., timestamp: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., video_width: _Optional[int] = ..., video_height: _Optional[int] = ..., video_frame_count: _Optional[int] = ...) -> None: ...
 
 class AutoLabelItem(_message.Message):
     __slots__ = ("client_id", "image", "display_name", "frame")

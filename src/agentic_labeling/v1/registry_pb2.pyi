@@ -127,7 +127,7 @@ class LabeledObject(_message.Message):
     def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., frame_index: _Optional[int] = ..., category: _Optional[str] = ..., category_name: _Optional[str] = ..., bbox: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., confidence: _Optional[float] = ..., area: _Optional[float] = ..., has_mask: _Optional[bool] = ..., has_embedding: _Optional[bool] = ..., detection_model: _Optional[str] = ..., is_validated: _Optional[bool] = ..., validated_by: _Optional[str] = ..., validate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., quality_score: _Optional[float] = ..., track: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Track(_message.Message):
-    __slots__ = ("name", "source", "category", "first_frame_index", "last_frame_index", "object_count", "objects", "create_time")
+    __slots__ = ("name", "source", "category", "first_frame_index", "last_frame_index", "object_count", "objects", "create_time", "average_confidence", "first_frame_time", "last_frame_time")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
@@ -136,6 +136,9 @@ class Track(_message.Message):
     OBJECT_COUNT_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    FIRST_FRAME_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_FRAME_TIME_FIELD_NUMBER: _ClassVar[int]
     name: str
     source: str
     category: str
@@ -144,7 +147,10 @@ class Track(_message.Message):
     object_count: int
     objects: _containers.RepeatedCompositeFieldContainer[LabeledObject]
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., category: _Optional[str] = ..., first_frame_index: _Optional[int] = ..., last_frame_index: _Optional[int] = ..., object_count: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[LabeledObject, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    average_confidence: float
+    first_frame_time: _duration_pb2.Duration
+    last_frame_time: _duration_pb2.Duration
+    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., category: _Optional[str] = ..., first_frame_index: _Optional[int] = ..., last_frame_index: _Optional[int] = ..., object_count: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[LabeledObject, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., average_confidence: _Optional[float] = ..., first_frame_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., last_frame_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class CreateSourceRequest(_message.Message):
     __slots__ = ("source", "source_id", "return_existing", "image_data")
@@ -385,16 +391,18 @@ class ObjectCorrection(_message.Message):
     def __init__(self, object: _Optional[str] = ..., category_name: _Optional[str] = ..., bbox: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., mask: _Optional[_Union[_common_pb2.Mask, _Mapping]] = ...) -> None: ...
 
 class ValidateObjectsRequest(_message.Message):
-    __slots__ = ("names", "corrections", "validated_by", "is_validated")
+    __slots__ = ("names", "corrections", "validated_by", "is_validated", "tracks")
     NAMES_FIELD_NUMBER: _ClassVar[int]
     CORRECTIONS_FIELD_NUMBER: _ClassVar[int]
     VALIDATED_BY_FIELD_NUMBER: _ClassVar[int]
     IS_VALIDATED_FIELD_NUMBER: _ClassVar[int]
+    TRACKS_FIELD_NUMBER: _ClassVar[int]
     names: _containers.RepeatedScalarFieldContainer[str]
     corrections: _containers.RepeatedCompositeFieldContainer[ObjectCorrection]
     validated_by: str
     is_validated: bool
-    def __init__(self, names: _Optional[_Iterable[str]] = ..., corrections: _Optional[_Iterable[_Union[ObjectCorrection, _Mapping]]] = ..., validated_by: _Optional[str] = ..., is_validated: _Optional[bool] = ...) -> None: ...
+    tracks: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, names: _Optional[_Iterable[str]] = ..., corrections: _Optional[_Iterable[_Union[ObjectCorrection, _Mapping]]] = ..., validated_by: _Optional[str] = ..., is_validated: _Optional[bool] = ..., tracks: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ValidateObjectsResponse(_message.Message):
     __slots__ = ("objects",)
@@ -503,6 +511,16 @@ class GetTrackRequest(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class CreateTrackRequest(_message.Message):
+    __slots__ = ("source", "objects", "track_id")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    objects: _containers.RepeatedScalarFieldContainer[str]
+    track_id: str
+    def __init__(self, source: _Optional[str] = ..., objects: _Optional[_Iterable[str]] = ..., track_id: _Optional[str] = ...) -> None: ...
 
 class MergeTracksRequest(_message.Message):
     __slots__ = ("names",)

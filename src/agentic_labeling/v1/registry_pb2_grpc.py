@@ -150,6 +150,11 @@ class RegistryServiceStub:
                 request_serializer=agentic__labeling_dot_v1_dot_registry__pb2.GetTrackRequest.SerializeToString,
                 response_deserializer=agentic__labeling_dot_v1_dot_registry__pb2.Track.FromString,
                 _registered_method=True)
+        self.CreateTrack = channel.unary_unary(
+                '/agentic_labeling.v1.RegistryService/CreateTrack',
+                request_serializer=agentic__labeling_dot_v1_dot_registry__pb2.CreateTrackRequest.SerializeToString,
+                response_deserializer=agentic__labeling_dot_v1_dot_registry__pb2.Track.FromString,
+                _registered_method=True)
         self.MergeTracks = channel.unary_unary(
                 '/agentic_labeling.v1.RegistryService/MergeTracks',
                 request_serializer=agentic__labeling_dot_v1_dot_registry__pb2.MergeTracksRequest.SerializeToString,
@@ -305,6 +310,7 @@ class RegistryServiceServicer:
 
     def ValidateObjects(self, request, context):
         """Marks objects as reviewed, optionally correcting category, box or mask, all or nothing.
+        Naming a track in `tracks` marks every object of the track.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -326,7 +332,8 @@ class RegistryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListTracks(self, request, context):
-        """Lists tracks (objects of one source followed across frames).
+        """Lists tracks (objects of one source followed across frames), by default per source in
+        time order (by first frame), with their frame range, times and average confidence.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -334,6 +341,15 @@ class RegistryServiceServicer:
 
     def GetTrack(self, request, context):
         """Gets a track with its objects in frame order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateTrack(self, request, context):
+        """Creates a track from objects of one source, all or nothing: untracked objects join it and
+        tracked ones move to it from their track (a track left empty is deleted). For clients
+        that track on their own. A retry with the same track_id and objects returns the track.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -481,6 +497,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
             'GetTrack': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTrack,
                     request_deserializer=agentic__labeling_dot_v1_dot_registry__pb2.GetTrackRequest.FromString,
+                    response_serializer=agentic__labeling_dot_v1_dot_registry__pb2.Track.SerializeToString,
+            ),
+            'CreateTrack': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTrack,
+                    request_deserializer=agentic__labeling_dot_v1_dot_registry__pb2.CreateTrackRequest.FromString,
                     response_serializer=agentic__labeling_dot_v1_dot_registry__pb2.Track.SerializeToString,
             ),
             'MergeTracks': grpc.unary_unary_rpc_method_handler(
@@ -1102,6 +1123,33 @@ class RegistryService:
             target,
             '/agentic_labeling.v1.RegistryService/GetTrack',
             agentic__labeling_dot_v1_dot_registry__pb2.GetTrackRequest.SerializeToString,
+            agentic__labeling_dot_v1_dot_registry__pb2.Track.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTrack(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentic_labeling.v1.RegistryService/CreateTrack',
+            agentic__labeling_dot_v1_dot_registry__pb2.CreateTrackRequest.SerializeToString,
             agentic__labeling_dot_v1_dot_registry__pb2.Track.FromString,
             options,
             channel_credentials,
