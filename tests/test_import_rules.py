@@ -19,6 +19,8 @@ GUARDED = {
     REPO / "clients": f"{PACKAGE}.clients",
     REPO / "src" / PACKAGE / "cli": f"{PACKAGE}.cli",
     REPO / "registry": f"{PACKAGE}.registry",
+    REPO / "src" / PACKAGE / "review": f"{PACKAGE}.review",
+    REPO / "src" / PACKAGE / "tracking": f"{PACKAGE}.tracking",
 }
 FORBIDDEN = f"{PACKAGE}.servers"
 

@@ -63,7 +63,7 @@ MESH_SECTIONS = frozenset(
 )
 MAKE_TINY = "alabel models make-tiny ./tiny-models"
 # Registry, orchestrator, Triton HTTP/gRPC/metrics, registry and orchestrator metrics.
-DEFAULT_PORTS = (50051, 50052, 8000, 8001, 8002, 9464, 9465)
+DEFAULT_PORTS = (50051, 50052, 8000, 8001, 8002, 8765, 9464, 9465)
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins")
 ARGUMENT_LIMIT = 128 * 1024  # Linux's MAX_ARG_STRLEN: one argv string at most
 # Hang guards only (never the behaviour under test): a stuck block fails instead of hanging.
