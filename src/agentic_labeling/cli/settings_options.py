@@ -28,7 +28,13 @@ __all__ = [
     "setting_options",
 ]
 
-_METAVARS: dict[object, str] = {int: "INTEGER", float: "FLOAT", Path: "PATH", str: "TEXT"}
+_METAVARS: dict[object, str] = {
+    int: "INTEGER",
+    float: "FLOAT",
+    Path: "PATH",
+    str: "TEXT",
+    bool: "on|off",
+}
 
 
 class SettingOption(click.Option):
