@@ -116,6 +116,9 @@ def serve_review(port_file: Path | None, reviewer: str) -> None:
     settings = current_settings()
     if not reviewer.strip():
         raise click.UsageError("--reviewer must not be empty: give a name, e.g. --reviewer alice")
+    from agentic_labeling.logs import configure_logging
     from agentic_labeling.review.server import run
 
+    # The same structured log as the gRPC servers: its "listening" line is what scripts wait for.
+    configure_logging(settings.log_level, settings.log_format)
     run(settings, port_file=port_file, reviewer=reviewer.strip())
