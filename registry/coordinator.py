@@ -64,6 +64,7 @@ from agentic_labeling.registry.datasets.job_progress import JobProgress
 from agentic_labeling.registry.datasets.label_import import ImportedLabelSet
 from agentic_labeling.registry.datasets.label_sets import ExportFormat, ExportSummary, ImageTransfer
 from agentic_labeling.registry.files.encoded_masks import EncodedMask, decode_masks
+from agentic_labeling.registry.files.image_reads import StoredImage, read_source_image
 from agentic_labeling.registry.files.image_store import ImageStore
 from agentic_labeling.registry.files.masks import MaskStore, decode_mask_png
 from agentic_labeling.registry.metadata.source_images import (
@@ -205,6 +206,8 @@ class Registry:
         self.operation_owner = instance_owner(settings.data_dir)
         self._exports_root = settings.exports_directory
         self._min_fragment_area = settings.min_fragment_area
+        # GetSourceImage refuses a stored file that would not fit in one reply.
+        self._max_message_bytes = settings.max_message_bytes
         # The outbox is applied by one task at a time: ops of one object must stay in order.
         self._outbox_lock = asyncio.Lock()
         # Outbox entries applied to the vector store but not flushed yet (group commit).
@@ -300,6 +303,13 @@ class Registry:
     ) -> Page[Frame]:
         return await self.repository.sources.list_frames(
             source_id, page_size=page_size, page_token=page_token
+        )
+
+    async def get_source_image(self, source_id: UUID, frame_index: int | None) -> StoredImage:
+        """The encoded image stored with a source (`frame_index` None) or one of its frames,
+        read off the event loop (see image_reads.py)."""
+        return await read_source_image(
+            self, source_id, frame_index, max_message_bytes=self._max_message_bytes
         )
 
     # --- categories ---------------------------------------------------------------------------

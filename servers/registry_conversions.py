@@ -45,6 +45,7 @@ from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from agentic_labeling.errors import InvalidArgument
+from agentic_labeling.registry.files.image_reads import StoredImage
 from agentic_labeling.registry.values.records import (
     BatchCreateResult,
     BoundingBox,
@@ -110,6 +111,8 @@ __all__ = [
     "object_message",
     "search_similar_response",
     "similarity_query",
+    "source_image_frame_index",
+    "source_image_message",
     "source_kind",
     "source_kind_message",
     "source_message",
@@ -331,6 +334,26 @@ def source_message(source: Source) -> registry_pb2.Source:
         attributes=dict(source.attributes),
         create_time=timestamp_message(source.create_time),
     )
+
+
+def source_image_message(image: StoredImage) -> registry_pb2.SourceImage:
+    return registry_pb2.SourceImage(
+        name=image.owner,
+        data=image.data,
+        mime_type=image.mime_type,
+        content_sha256=image.sha256,
+        width=image.width,
+        height=image.height,
+    )
+
+
+def source_image_frame_index(request: registry_pb2.GetSourceImageRequest) -> int | None:
+    """The requested frame, None when unset; InvalidArgument when negative."""
+    if not request.HasField("frame_index"):
+        return None
+    if request.frame_index < 0:
+        raise InvalidArgument("must not be negative", field="frame_index")
+    return int(request.frame_index)
 
 
 def frame_message(frame: Frame) -> registry_pb2.Frame:

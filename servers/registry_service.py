@@ -87,6 +87,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         )
         return wire.list_frames_response(page)
 
+    async def GetSourceImage(
+        self, request: registry_pb2.GetSourceImageRequest, context: Any
+    ) -> registry_pb2.SourceImage:
+        source_id = wire.uuid_from_name(request.name, "sources", "name")
+        frame_index = wire.source_image_frame_index(request)
+        image = await self._registry.get_source_image(source_id, frame_index)
+        return wire.source_image_message(image)
+
     # --- categories ---------------------------------------------------------------------------
 
     async def CreateCategory(

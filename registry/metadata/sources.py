@@ -302,6 +302,25 @@ class SourceStore:
 
         return await self._db.transact(work)
 
+    async def get_frame(self, source_id: UUID, frame_index: int) -> Frame:
+        """One frame of a source; NotFound naming the source or the frame."""
+        async with self._db.connection() as conn:
+            cursor = await conn.execute("SELECT 1 FROM sources WHERE id = %s", (source_id,))
+            if await cursor.fetchone() is None:
+                raise not_found("source", format_name("sources", source_id), "name")
+            async with conn.cursor(row_factory=dict_row) as rows:
+                await rows.execute(
+                    sql.SQL(
+                        "SELECT {} FROM frames f WHERE f.source_id = %s AND f.frame_index = %s"
+                    ).format(_FRAME_COLUMNS),
+                    (source_id, frame_index),
+                )
+                row = await rows.fetchone()
+        if row is None:
+            name = f"{format_name('sources', source_id)}/frames/{frame_index}"
+            raise not_found("frame", name, "frame_index")
+        return _frame_from_row(row)
+
     async def list_frames(
         self, source_id: UUID, *, page_size: int = 0, page_token: str = ""
     ) -> Page[Frame]:

@@ -170,6 +170,30 @@ class GetSourceRequest(_message.Message):
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
+class GetSourceImageRequest(_message.Message):
+    __slots__ = ("name", "frame_index")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    frame_index: int
+    def __init__(self, name: _Optional[str] = ..., frame_index: _Optional[int] = ...) -> None: ...
+
+class SourceImage(_message.Message):
+    __slots__ = ("name", "data", "mime_type", "content_sha256", "width", "height")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    data: bytes
+    mime_type: str
+    content_sha256: str
+    width: int
+    height: int
+    def __init__(self, name: _Optional[str] = ..., data: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., content_sha256: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+
 class ListSourcesRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "filter", "order_by")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]

@@ -70,6 +70,11 @@ class RegistryServiceStub:
                 request_serializer=agentic__labeling_dot_v1_dot_registry__pb2.ListFramesRequest.SerializeToString,
                 response_deserializer=agentic__labeling_dot_v1_dot_registry__pb2.ListFramesResponse.FromString,
                 _registered_method=True)
+        self.GetSourceImage = channel.unary_unary(
+                '/agentic_labeling.v1.RegistryService/GetSourceImage',
+                request_serializer=agentic__labeling_dot_v1_dot_registry__pb2.GetSourceImageRequest.SerializeToString,
+                response_deserializer=agentic__labeling_dot_v1_dot_registry__pb2.SourceImage.FromString,
+                _registered_method=True)
         self.CreateCategory = channel.unary_unary(
                 '/agentic_labeling.v1.RegistryService/CreateCategory',
                 request_serializer=agentic__labeling_dot_v1_dot_registry__pb2.CreateCategoryRequest.SerializeToString,
@@ -223,6 +228,16 @@ class RegistryServiceServicer:
 
     def ListFrames(self, request, context):
         """Lists the frames of a source in frame order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSourceImage(self, request, context):
+        """Returns the encoded image stored with a source, or with one frame of it, byte for byte
+        as CreateSource or CreateFrame received it. FAILED_PRECONDITION (IMAGE_NOT_STORED) when
+        it was registered without its bytes; RESOURCE_EXHAUSTED (IMAGE_TOO_LARGE_FOR_MESSAGE)
+        when the file does not fit in one message of the registry's --max-message-bytes.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -418,6 +433,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.ListFrames,
                     request_deserializer=agentic__labeling_dot_v1_dot_registry__pb2.ListFramesRequest.FromString,
                     response_serializer=agentic__labeling_dot_v1_dot_registry__pb2.ListFramesResponse.SerializeToString,
+            ),
+            'GetSourceImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSourceImage,
+                    request_deserializer=agentic__labeling_dot_v1_dot_registry__pb2.GetSourceImageRequest.FromString,
+                    response_serializer=agentic__labeling_dot_v1_dot_registry__pb2.SourceImage.SerializeToString,
             ),
             'CreateCategory': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateCategory,
@@ -692,6 +712,33 @@ class RegistryService:
             '/agentic_labeling.v1.RegistryService/ListFrames',
             agentic__labeling_dot_v1_dot_registry__pb2.ListFramesRequest.SerializeToString,
             agentic__labeling_dot_v1_dot_registry__pb2.ListFramesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSourceImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentic_labeling.v1.RegistryService/GetSourceImage',
+            agentic__labeling_dot_v1_dot_registry__pb2.GetSourceImageRequest.SerializeToString,
+            agentic__labeling_dot_v1_dot_registry__pb2.SourceImage.FromString,
             options,
             channel_credentials,
             insecure,
