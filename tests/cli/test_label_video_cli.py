@@ -13,7 +13,7 @@ import io
 import json
 import os
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +257,38 @@ def test_a_file_without_a_video_stream_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2, result.output
     assert f"{path} has no video stream" in result.stderr
+
+
+def _unknown_codec(path: Path) -> str:
+    write_demo_video(path, frames=4, fps=4)  # Matroska's CodecID: same length, sizes stay valid
+    path.write_bytes(path.read_bytes().replace(b"V_MPEG4/ISO/ASP", b"V_NOSUCH/CODEC1"))
+    return f"{path} uses the video codec V_NOSUCH/CODEC1 (unknown to FFmpeg)"
+
+
+def _no_frames(path: Path) -> str:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=8)
+        assert isinstance(stream, av.VideoStream)
+        stream.width, stream.height = 32, 32
+        container.start_encoding()  # a stream header and not one packet
+    return f"{path} has no frames that can be decoded"
+
+
+@pytest.mark.parametrize("make", [_unknown_codec, _no_frames], ids=["unknown-codec", "no-frames"])
+def test_an_undecodable_codec_or_a_stream_without_frames_is_a_usage_error_naming_it(
+    tmp_path: Path, make: Callable[[Path], str]
+) -> None:
+    path = tmp_path / ("video.mkv" if make is _unknown_codec else "video.avi")
+    expected = make(path)
+    # An orchestrator that is not there: the refusal comes before anything is sent.
+    result = CliRunner().invoke(
+        cli, ["--orchestrator-url", "127.0.0.1:1", "label", str(path), *LABEL]
+    )
+    assert result.exit_code == 2, result.output
+    assert expected in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_a_video_cut_part_way_labels_the_frames_before_the_cut_and_fails_once(

@@ -9,9 +9,10 @@ kept. Each kept frame is sent as a JPEG (quality 95: a fraction of PNG's bytes; 
 deterministic, so a re-run sends the same bytes and the registry recognises them).
 
 `probe_video` opens the file and decodes its first frame before anything is sent, so an empty,
-corrupt or truncated-at-the-start file, one with no video stream, or a codec FFmpeg cannot
-decode is refused up front (`VideoError`, a usage error for the command). Damage later in the
-file shows up while decoding: `sample_frames` raises `VideoError` after the frames before it.
+corrupt or truncated-at-the-start file, one with no video stream or no frames, or a codec FFmpeg
+cannot decode (named in the message) is refused up front (`VideoError`, a usage error for the
+command). Damage later in the file shows up while decoding: `sample_frames` raises `VideoError`
+after the frames before it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import re
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,18 +114,56 @@ def _duration_s(container: object, stream: object) -> float:
     return whole / av.time_base if whole else 0.0
 
 
+_UNKNOWN_CODEC_ID = re.compile(r"unknown/unsupported (?:AVCodecID|codec id)\s+(\S+?)\.?\s*$", re.I)
+_DUMPED_VIDEO_CODEC = re.compile(r"Stream #0:\d+\S*: Video: ([^,\n]+)")
+_UNKNOWN_TAG = re.compile(r"none \((\S+) / 0x[0-9A-Fa-f]+\)")
+
+
+def _undecodable_codec(path: Path) -> str:
+    """The video codec, named as FFmpeg's summary of the file names it, for a stream that
+    has no decoder: PyAV exposes a codec's name only through its decoder. Only this failure
+    path turns FFmpeg's logging on, and for this one open."""
+    import av
+    import av.logging
+
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.INFO)
+    try:
+        with av.logging.Capture() as logs, av.open(str(path)) as container:
+            # Every container has it at run time; PyAV's stub lists it for output ones only.
+            summary = container.dumps_format()  # type: ignore[attr-defined]
+    except (av.FFmpegError, UnicodeDecodeError, ValueError):
+        return "an unknown codec"
+    finally:
+        av.logging.set_level(level)
+    for _, _, message in logs:  # a container's own codec id that FFmpeg does not know
+        if match := _UNKNOWN_CODEC_ID.search(message.strip()):
+            return f"{match.group(1)} (unknown to FFmpeg)"
+    match = _DUMPED_VIDEO_CODEC.search(summary)
+    name = match.group(1).strip() if match else "none"
+    if tag := _UNKNOWN_TAG.match(name):  # "none (QQQQ / 0x51515151)": a FourCC it does not know
+        return f"{tag.group(1)} (unknown to FFmpeg)"
+    return "an unknown codec" if name == "none" else name
+
+
 def probe_video(path: Path) -> VideoInfo:
     """What the video is; raises VideoError when it cannot be labelled at all."""
     import av
 
     if path.stat().st_size == 0:
         raise VideoError(f"{path} is empty (0 bytes)")
+    codec = ""
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise VideoError(f"{path} has no video stream")
             stream = container.streams.video[0]
-            codec = stream.codec_context.name if stream.codec_context else "unknown"
+            if stream.codec_context is None:  # FFmpeg has no decoder for it
+                raise VideoError(
+                    f"{path} uses the video codec {_undecodable_codec(path)}, which this FFmpeg"
+                    " cannot decode: re-encode it (H.264, HEVC, VP9, AV1 and MPEG-4 decode)"
+                )
+            codec = stream.codec_context.name
             first = next(container.decode(stream), None)
             if first is None:
                 raise VideoError(f"{path} has no frames that can be decoded")
@@ -131,8 +171,16 @@ def probe_video(path: Path) -> VideoInfo:
             return VideoInfo(first.width, first.height, stream.frames or 0, duration, codec)
     except VideoError:
         raise
+    except av.EOFError:  # a header and no frame: an empty stream, or cut before its first frame
+        raise VideoError(
+            f"{path} is not a video FFmpeg can decode: it ends before its first frame"
+            " (no frames, or cut short)"
+        ) from None
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as error:
-        raise VideoError(f"{path} is not a video FFmpeg can decode: {_describe(error)}") from None
+        which = f" ({codec})" if codec else ""
+        raise VideoError(
+            f"{path} is not a video FFmpeg can decode{which}: {_describe(error)}"
+        ) from None
 
 
 def _encoded(frame: object) -> bytes:
@@ -201,8 +249,17 @@ def sample_frames(path: Path, sampling: Sampling) -> Generator[VideoFrame, None,
                         height=frame.height,
                         data=_encoded(frame),
                     )
+            if index < 0:  # probe_video refuses such a file: it changed since, or was not probed
+                raise VideoError(f"{path} has no frames that can be decoded")
             seconds = _duration_s(container, stream)
             _check_complete(path, stream, seconds, index + 1, offset if start is not None else 0.0)
+    except av.EOFError:
+        if index >= 0:
+            raise VideoError(
+                f"{path}: decoding stopped after frame {index}: it ends early"
+                " (truncated or damaged)"
+            ) from None
+        raise VideoError(f"{path} has no frames that can be decoded") from None
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as error:
         raise VideoError(
             f"{path}: decoding stopped after frame {index}: {_describe(error)}"
