@@ -131,7 +131,7 @@ def _undecodable_codec(path: Path) -> str:
     try:
         with av.logging.Capture() as logs, av.open(str(path)) as container:
             # Every container has it at run time; PyAV's stub lists it for output ones only.
-            summary = container.dumps_format()  # type: ignore[attr-defined]
+            summary = container.dumps_format()  # type: ignore[attr-defined,unused-ignore]
     except (av.FFmpegError, UnicodeDecodeError, ValueError):
         return "an unknown codec"
     finally:
@@ -184,7 +184,7 @@ def probe_video(path: Path) -> VideoInfo:
 
 
 def _encoded(frame: object) -> bytes:
-    image = frame.to_image()  # type: ignore[attr-defined]
+    image = frame.to_image()  # type: ignore[attr-defined,unused-ignore]
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=_JPEG_QUALITY)
     return buffer.getvalue()
