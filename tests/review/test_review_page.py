@@ -99,7 +99,8 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
             "xss": made[4],
             "birds": made[5:],
         }
-        review = start_review(workdir, mesh.process.address, data_dir)
+        # A data dir of the review app's own: pictures come from the registry over gRPC.
+        review = start_review(workdir, mesh.process.address, workdir / "review-data")
         try:
             with chromium() as driver:
                 yield Page(mesh, review, driver, objects)
@@ -271,7 +272,7 @@ def test_registry_down_keeps_the_decision_and_sends_it_when_back(tmp_path: Path)
     first = registry()
     mesh = Mesh(first, data_dir / "exports")
     (target,) = add_objects(mesh, 2, [("cat", 0.1, vector(0))])
-    review = start_review(tmp_path, f"127.0.0.1:{port}", data_dir)
+    review = start_review(tmp_path, f"127.0.0.1:{port}", tmp_path / "review-data")
     again = None
     try:
         with chromium() as driver:

@@ -3,12 +3,18 @@ by field, cached pictures, and the health route."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import registry_data_dir
+from dataset_mesh import HEIGHT, WIDTH
+from PIL import Image
 from review_mesh import (
     add_objects,
     get_json,
@@ -19,9 +25,51 @@ from review_mesh import (
     vector,
 )
 
-from agentic_labeling.v1 import registry_pb2
+from agentic_labeling.v1 import common_pb2, registry_pb2
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_GREY = (96, 96, 96)
+
+
+def add_unstored_object(mesh: Any) -> registry_pb2.LabeledObject:
+    """An object on a source registered without its image bytes (only their hash)."""
+    source = mesh.registry.CreateSource(
+        registry_pb2.CreateSourceRequest(
+            source=registry_pb2.Source(
+                kind=common_pb2.SOURCE_KIND_IMAGE,
+                width=WIDTH,
+                height=HEIGHT,
+                content_sha256=hashlib.sha256(b"kept elsewhere").hexdigest(),
+            )
+        ),
+        timeout=30,
+    )
+    created = mesh.registry.BatchCreateObjects(
+        registry_pb2.BatchCreateObjectsRequest(
+            request_id=str(uuid.uuid4()),
+            create_missing_categories=True,
+            requests=[
+                registry_pb2.CreateObjectRequest(
+                    object=registry_pb2.LabeledObject(
+                        source=source.name,
+                        category_name="cat",
+                        bbox=common_pb2.BoundingBox(x=10, y=10, width=30, height=30),
+                        confidence=0.9,
+                        detection_model="florence2",
+                    ),
+                    embedding=common_pb2.Embedding(values=vector(2)),
+                )
+            ],
+        ),
+        timeout=30,
+    )
+    return created.objects[0]
+
+
+def picture(url: str) -> Image.Image:
+    """The image a GET of `url` answers with, decoded to RGB."""
+    with _NO_PROXY.open(url, timeout=30) as reply:
+        return Image.open(io.BytesIO(reply.read())).convert("RGB")
 
 
 def status_of(url: str, headers: dict[str, str] | None = None) -> int:
@@ -34,8 +82,10 @@ def status_of(url: str, headers: dict[str, str] | None = None) -> int:
 
 
 class App:
-    def __init__(self, base: str, mesh: Any, names: list[str]) -> None:
-        self.base, self.mesh, self.names = base, mesh, names
+    def __init__(
+        self, base: str, mesh: Any, names: list[str], unstored: registry_pb2.LabeledObject
+    ) -> None:
+        self.base, self.mesh, self.names, self.unstored = base, mesh, names, unstored
         self.token = page_token(base + "/")
 
     def validated(self, name: str) -> bool:
@@ -50,9 +100,11 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     workdir = tmp_path_factory.mktemp("routes-run")
     with running_registry(workdir, data_dir) as mesh:
         made = add_objects(mesh, 3, [("cat", 0.3, vector(0)), ("dog", 0.4, vector(1))])
-        review = start_review(workdir, mesh.process.address, data_dir)
+        unstored = add_unstored_object(mesh)
+        # The review app gets a data dir of its own: every picture must come over gRPC.
+        review = start_review(workdir, mesh.process.address, workdir / "review-data")
         try:
-            yield App(f"http://{review.address}", mesh, [o.name for o in made])
+            yield App(f"http://{review.address}", mesh, [o.name for o in made], unstored)
         finally:
             assert review.stop() == 0
     next(data_dirs, None)
@@ -151,3 +203,27 @@ def test_static_route_serves_only_its_own_files(app: App) -> None:
 def test_health_says_the_registry_is_up(app: App) -> None:
     health = get_json(app.base + "/healthz")
     assert (health["status"], health["registry"]) == ("SERVING", "up")
+
+
+def test_whole_image_comes_from_the_registry_over_grpc_not_a_data_dir(app: App) -> None:
+    obj = app.mesh.registry.GetObject(registry_pb2.GetObjectRequest(name=app.names[0]), timeout=10)
+    stored = app.mesh.registry.GetSourceImage(
+        registry_pb2.GetSourceImageRequest(name=obj.source), timeout=10
+    )
+    source_id = obj.source.removeprefix("sources/")
+
+    shown = np.asarray(picture(f"{app.base}/image/{source_id}"), dtype=np.float32)
+
+    original = np.asarray(Image.open(io.BytesIO(stored.data)).convert("RGB"), dtype=np.float32)
+    assert shown.shape == original.shape
+    # The photo (random pixels) through JPEG: close to it, and nothing like the grey stand-in.
+    assert float(np.corrcoef(shown.ravel(), original.ravel())[0, 1]) > 0.6
+
+
+def test_source_registered_without_bytes_shows_a_grey_thumbnail(app: App) -> None:
+    thumb = picture(f"{app.base}/thumb/{app.unstored.name.removeprefix('objects/')}?s=96")
+
+    # Inside the box drawn on it: flat grey, nothing like a photo's pixels.
+    inside = np.asarray(thumb, dtype=np.float32)[15:30, 15:30].reshape(-1, 3)
+    assert np.abs(inside.mean(axis=0) - np.array(_GREY)).max() <= 10
+    assert float(inside.std()) <= 10

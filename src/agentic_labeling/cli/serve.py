@@ -109,9 +109,9 @@ def serve_review(port_file: Path | None, reviewer: str) -> None:
     A page at http://HOST:REVIEW_PORT/ where a person accepts (a), rejects (r) and relabels (c)
     auto-labels, keyboard first, finds "more like this" (s) and decides on many at once, edits
     boxes on the whole image, and follows progress. It holds no data: every decision is one
-    RPC to the registry at --registry-url. It reads images from the registry's store under
-    --data-dir. It listens on --host (127.0.0.1 by default: the page has no login) and
-    --review-port.
+    RPC to the registry at --registry-url, images included (GetSourceImage), so it needs no
+    --data-dir and may run on another machine. It listens on --host (127.0.0.1 by default:
+    the page has no login) and --review-port.
     """
     settings = current_settings()
     if not reviewer.strip():

@@ -16,7 +16,6 @@ from collections import OrderedDict
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -26,25 +25,27 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from agentic_labeling.errors import DomainError, InvalidArgument, Unavailable
+from agentic_labeling.errors import DomainError, FailedPrecondition, InvalidArgument, Unavailable
 from agentic_labeling.review.decisions import Decision, object_name, parse_decision
 from agentic_labeling.review.gateway import Correction, RegistryGateway
 from agentic_labeling.review.rendering import (
-    ImageFiles,
     Picture,
     PictureCache,
     class_color,
+    decode_image,
     frame_jpeg,
+    grey_canvas,
     mask_overlay,
     thumbnail,
 )
 from agentic_labeling.review.security import new_token, refusal
-from agentic_labeling.v1 import registry_pb2
+from agentic_labeling.v1 import common_pb2, registry_pb2
 
 __all__ = ["ReviewConfig", "create_app"]
 
 THUMB_SIZES = (96, 128, 160, 192, 256, 384)
 _PAGE_SIZES = range(1, 1001)
+_FRAME_INDEXES = range(0, 2**63 - 1)
 _MAX_FILTER = 2000
 _DEFAULT_ORDER = "confidence, create_time"
 _SOURCE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -65,10 +66,9 @@ _SOURCES_KEPT = 1024
 
 @dataclass
 class ReviewConfig:
-    """What the app needs: the registry's address, its image store, who is reviewing."""
+    """What the app needs: the registry's address and who is reviewing."""
 
     registry_url: str
-    images_dir: Path
     reviewer: str = "reviewer"
     deadline_s: float = 10.0
     token: str = field(default_factory=new_token)
@@ -78,9 +78,8 @@ class _State:
     def __init__(self, config: ReviewConfig) -> None:
         self.config = config
         self.gateway = RegistryGateway(config.registry_url, deadline_s=config.deadline_s)
-        self.files = ImageFiles(config.images_dir)
         self.pictures = PictureCache()
-        self.images: OrderedDict[tuple[str, int], Image.Image] = OrderedDict()
+        self.images: OrderedDict[tuple[str, int, int | None], Image.Image] = OrderedDict()
         # A source's size and image never change: one GetSource per source, not per picture.
         self.sources: OrderedDict[str, registry_pb2.Source] = OrderedDict()
         self.decisions = 0  # objects decided on: see `decision_round_trips`
@@ -95,13 +94,21 @@ class _State:
         self.sources.move_to_end(name)
         return found
 
-    async def image(self, source: registry_pb2.Source) -> Image.Image:
-        key = (source.name, source.create_time.seconds)
+    async def image(self, source: registry_pb2.Source, frame_index: int = 0) -> Image.Image:
+        """The upright image of `source` (of its frame `frame_index` for a video), fetched
+        from the registry with GetSourceImage; grey when it was registered without its bytes."""
+        frame = frame_index if source.kind == common_pb2.SOURCE_KIND_VIDEO else None
+        key = (source.name, source.create_time.seconds, frame)
         found = self.images.get(key)
         if found is None:
-            found = await asyncio.to_thread(
-                self.files.open, source.content_sha256, source.width, source.height
-            )
+            try:
+                stored = await self.gateway.get_source_image(source.name, frame)
+            except FailedPrecondition:  # registered without its image: boxes on grey
+                found = grey_canvas(source.width, source.height)
+            else:
+                found = await asyncio.to_thread(
+                    decode_image, stored.data, source.width, source.height
+                )
             self.images[key] = found
             while len(self.images) > _IMAGES_KEPT:
                 self.images.popitem(last=False)
@@ -350,7 +357,7 @@ async def thumb(request: Request) -> Response:
     picture = state.pictures.peek(key) if wanted else None
     if picture is None:
         o, source, mask = await _object_and_mask(state, name)
-        image = await state.image(source)
+        image = await state.image(source, o.frame_index)
         bbox = (o.bbox.x, o.bbox.y, o.bbox.width, o.bbox.height)
         key = ("thumb", name, _version(o.update_time), size)
         picture = state.pictures.get_or_make(key, lambda: thumbnail(image, bbox, mask, size))
@@ -373,13 +380,15 @@ async def overlay(request: Request) -> Response:
 
 
 async def source_image(request: Request) -> Response:
+    """The whole image of a source, or of its frame `frame` (a video's)."""
     state = _state(request)
     source_id = request.path_params["source_id"]
     if not _SOURCE_ID.fullmatch(source_id):
         raise InvalidArgument("source must be a uuid", field="source")
+    frame_index = _query_int(request, "frame", 0, _FRAME_INDEXES)
     source = await state.gateway.get_source(f"sources/{source_id}")
-    key = ("image", source.name, _version(source.create_time))
-    image = await state.image(source)
+    key = ("image", source.name, _version(source.create_time), frame_index)
+    image = await state.image(source, frame_index)
     picture = state.pictures.get_or_make(key, lambda: frame_jpeg(image))
     return _picture_response(request, picture, _etag(key))
 

@@ -79,6 +79,16 @@ class RegistryGateway:
         )
         return source
 
+    async def get_source_image(
+        self, name: str, frame_index: int | None = None
+    ) -> registry_pb2.SourceImage:
+        """The encoded image of source `name`, or of its frame `frame_index`."""
+        request = registry_pb2.GetSourceImageRequest(name=name)
+        if frame_index is not None:
+            request.frame_index = frame_index
+        image: registry_pb2.SourceImage = await self._call("GetSourceImage", request)
+        return image
+
     async def get_mask(self, name: str) -> registry_pb2.ObjectMask:
         mask: registry_pb2.ObjectMask = await self._call(
             "GetObjectMask", registry_pb2.GetObjectMaskRequest(name=name)

@@ -1,12 +1,10 @@
 """Server-side pictures for the review page: object thumbnails with the mask outlined, mask
 overlays and the whole image, each encoded once and kept in a small LRU cache.
 
-Pixels come from the registry's content-addressed image store
-(`<data-dir>/images/{h[0:2]}/{h[2:4]}/{sha256}`), found by the `content_sha256` the registry
-holds for the source: no path ever comes from a request. The registry has no RPC that returns
-an image's bytes, so this read-only access to its store is the one exception to "gRPC only";
-without the file (another machine, a source sent without its image) a grey canvas the size of
-the source stands in, and boxes and masks still show.
+Pixels come from the registry over gRPC (GetSourceImage): the review app reads no file of the
+registry's. A source registered without its image (GetSourceImage answers FAILED_PRECONDITION)
+or whose bytes do not decode to the source's size is shown as a grey canvas of that size, so
+boxes and masks still show.
 """
 
 from __future__ import annotations
@@ -14,26 +12,24 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import io
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 __all__ = [
-    "ImageFiles",
     "Picture",
     "PictureCache",
     "class_color",
+    "decode_image",
     "frame_jpeg",
+    "grey_canvas",
     "mask_overlay",
     "thumbnail",
 ]
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _OUTLINE = (255, 208, 0)
 _BOX = (0, 200, 255)
 _MARGIN = 0.15  # of the box's size, around a thumbnail's crop: some context
@@ -89,24 +85,20 @@ class PictureCache:
         return picture
 
 
-class ImageFiles:
-    """The registry's image store under `directory`, read only."""
+def grey_canvas(width: int, height: int) -> Image.Image:
+    """What stands in for an image the registry does not hold: grey, the source's size."""
+    return Image.new("RGB", (max(width, 1), max(height, 1)), (96, 96, 96))
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
 
-    def open(self, sha256: str, width: int, height: int) -> Image.Image:
-        """The upright RGB image with this hash, or a grey canvas of the source's size."""
-        if _SHA256.fullmatch(sha256):
-            path = self.directory / sha256[:2] / sha256[2:4] / sha256
-            try:
-                with Image.open(path) as image:
-                    upright = ImageOps.exif_transpose(image).convert("RGB")
-                if upright.size == (width, height):
-                    return upright
-            except (OSError, ValueError, Image.DecompressionBombError):
-                pass
-        return Image.new("RGB", (max(width, 1), max(height, 1)), (96, 96, 96))
+def decode_image(data: bytes, width: int, height: int) -> Image.Image:
+    """The upright RGB image encoded in `data`, or a grey canvas when it is not an image of
+    the source's size (`width` x `height`)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            upright = ImageOps.exif_transpose(image).convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return grey_canvas(width, height)
+    return upright if upright.size == (width, height) else grey_canvas(width, height)
 
 
 def _encode(image: Image.Image, fmt: str) -> Picture:

@@ -97,7 +97,6 @@ def run(settings: Settings, *, port_file: Path | None = None, reviewer: str = "r
     app = create_app(
         ReviewConfig(
             registry_url=settings.registry_url,
-            images_dir=settings.data_dir / "images",
             reviewer=reviewer,
         )
     )

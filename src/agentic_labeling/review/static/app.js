@@ -309,7 +309,7 @@ async function showImage(c) {
   const fit = Math.min(960, (0.8 * window.innerHeight * data.source.width) / data.source.height);
   document.getElementById("frame-box").style.width = `${Math.max(200, fit)}px`;
   const img = document.getElementById("frame-img");
-  img.src = `/image/${encodeURIComponent(data.source.id)}?v=${encodeURIComponent(data.source.version)}`;
+  img.src = `/image/${encodeURIComponent(data.source.id)}?frame=${data.frame_index}&v=${encodeURIComponent(data.source.version)}`;
   const svg = document.getElementById("frame-svg");
   svg.setAttribute("viewBox", `0 0 ${data.source.width} ${data.source.height}`);
   svg.setAttribute("preserveAspectRatio", "none");
