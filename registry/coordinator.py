@@ -64,9 +64,9 @@ from agentic_labeling.registry.datasets.job_progress import JobProgress
 from agentic_labeling.registry.datasets.label_import import ImportedLabelSet
 from agentic_labeling.registry.datasets.label_sets import ExportFormat, ExportSummary, ImageTransfer
 from agentic_labeling.registry.files.encoded_masks import EncodedMask, decode_masks
-from agentic_labeling.registry.files.image_reads import StoredImage, read_source_image
 from agentic_labeling.registry.files.image_store import ImageStore
 from agentic_labeling.registry.files.masks import MaskStore, decode_mask_png
+from agentic_labeling.registry.metadata.source_image_reads import read_source_image
 from agentic_labeling.registry.metadata.source_images import (
     create_frame_with_image,
     create_source_with_image,
@@ -92,6 +92,7 @@ from agentic_labeling.registry.values.records import (
     Source,
     SplitResult,
     Stats,
+    StoredImage,
     Track,
 )
 from agentic_labeling.registry.values.resource_names import format_name, not_found, parse_name
@@ -307,7 +308,7 @@ class Registry:
 
     async def get_source_image(self, source_id: UUID, frame_index: int | None) -> StoredImage:
         """The encoded image stored with a source (`frame_index` None) or one of its frames,
-        read off the event loop (see image_reads.py)."""
+        read off the event loop (see metadata/source_image_reads.py)."""
         return await read_source_image(
             self, source_id, frame_index, max_message_bytes=self._max_message_bytes
         )

@@ -45,7 +45,6 @@ from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from agentic_labeling.errors import InvalidArgument
-from agentic_labeling.registry.files.image_reads import StoredImage
 from agentic_labeling.registry.values.records import (
     BatchCreateResult,
     BoundingBox,
@@ -64,6 +63,7 @@ from agentic_labeling.registry.values.records import (
     SourceKind,
     SplitResult,
     Stats,
+    StoredImage,
     Track,
 )
 from agentic_labeling.registry.values.resource_names import (

@@ -2,6 +2,7 @@
 
 sources.py         sources (images, videos) and their frames
 source_images.py   a source or a frame registered together with its encoded image
+source_image_reads.py  GetSourceImage: the stored bytes of a source or frame, size-checked
 categories.py      categories with synonyms; resolving a name or synonym
 objects.py         objects: get, list, update, validate, delete, stats
 object_batches.py  BatchCreateObjects: all or nothing, exactly once

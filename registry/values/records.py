@@ -39,6 +39,7 @@ __all__ = [
     "SourceKind",
     "SplitResult",
     "Stats",
+    "StoredImage",
     "Track",
     "VectorOp",
     "category_name_key",
@@ -364,3 +365,15 @@ class ObjectStorageState:
     id: UUID
     has_embedding: bool
     has_mask: bool
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """The encoded bytes of a source's or frame's image, and what the registry knows of it."""
+
+    owner: str  # sources/{source} or sources/{source}/frames/{frame_index}
+    data: bytes
+    mime_type: str
+    sha256: str
+    width: int
+    height: int

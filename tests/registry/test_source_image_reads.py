@@ -17,7 +17,7 @@ from PIL import Image
 
 from agentic_labeling.errors import FailedPrecondition, NotFound, ResourceExhausted
 from agentic_labeling.registry.coordinator import Registry
-from agentic_labeling.registry.files.image_reads import MESSAGE_OVERHEAD_BYTES, mime_type
+from agentic_labeling.registry.metadata.source_image_reads import MESSAGE_OVERHEAD_BYTES, mime_type
 from agentic_labeling.registry.values.records import NewFrame, NewSource, SourceKind
 from agentic_labeling.settings import Settings
 

@@ -9,19 +9,18 @@ upright), so nothing is decoded here.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from uuid import UUID
 
 from agentic_labeling.errors import FailedPrecondition, ResourceExhausted
-from agentic_labeling.registry.values.records import SourceKind
+from agentic_labeling.registry.values.records import SourceKind, StoredImage
 from agentic_labeling.registry.values.resource_names import format_name
 
 if TYPE_CHECKING:
     from agentic_labeling.registry.coordinator import Registry
 
-__all__ = ["MESSAGE_OVERHEAD_BYTES", "StoredImage", "mime_type", "read_source_image"]
+__all__ = ["MESSAGE_OVERHEAD_BYTES", "mime_type", "read_source_image"]
 
 MESSAGE_OVERHEAD_BYTES = 4096
 """Room kept in a message for the reply's other fields (name, hash, size)."""
@@ -33,18 +32,6 @@ _SIGNATURES = (
     (b"II*\x00", "image/tiff"),
     (b"MM\x00*", "image/tiff"),
 )
-
-
-@dataclass(frozen=True)
-class StoredImage:
-    """The encoded bytes of a source's or frame's image, and what the registry knows of it."""
-
-    owner: str  # sources/{source} or sources/{source}/frames/{frame_index}
-    data: bytes
-    mime_type: str
-    sha256: str
-    width: int
-    height: int
 
 
 def mime_type(data: bytes) -> str:
