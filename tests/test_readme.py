@@ -282,13 +282,14 @@ def _one_terminal_per_line(user: User, block: Block, name: str) -> None:
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
+            # Tracked from the start, so the finally below stops it even if it never listens.
+            running.append((command, process, log))
             guard = time.monotonic() + BLOCK_HANG_S  # a hang guard, not a speed check
             while process.poll() is None and b"listening" not in log.read_bytes():
                 assert time.monotonic() < guard, f"`{command}` neither listened nor finished"
                 time.sleep(0.2)
-            if process.poll() is None:
-                running.append((command, process, log))
-            else:
+            if process.poll() is not None:
+                running.pop()  # a command that finished: only its status counts
                 assert process.returncode == 0, f"`{command}`:\n{log.read_text()[-4000:]}"
     finally:
         for command, process, log in reversed(running):
