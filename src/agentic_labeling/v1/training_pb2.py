@@ -22,13 +22,14 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from agentic_labeling.v1 import common_pb2 as agentic__labeling_dot_v1_dot_common__pb2
 from agentic_labeling.v1 import registry_pb2 as agentic__labeling_dot_v1_dot_registry__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"agentic_labeling/v1/training.proto\x12\x13\x61gentic_labeling.v1\x1a\"agentic_labeling/v1/registry.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a#google/longrunning/operations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x03\n\x0bTrainingRun\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0e\n\x06\x65pochs\x18\x04 \x01(\x05\x12\x12\n\nimage_size\x18\x05 \x01(\x05\x12\x0e\n\x06\x64\x65vice\x18\x06 \x01(\t\x12\x32\n\x05state\x18\x07 \x01(\x0e\x32\x1d.agentic_labeling.v1.RunStateB\x04\xe2\x41\x01\x03\x12\x44\n\x07metrics\x18\x08 \x03(\x0b\x32-.agentic_labeling.v1.TrainingRun.MetricsEntryB\x04\xe2\x41\x01\x03\x12\x19\n\x0bweights_uri\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12\x1b\n\rmlflow_run_id\x18\n \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x32\n\x08\x65nd_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x90\x01\n\x14StartTrainingRequest\x12\x15\n\x07\x64\x61taset\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05model\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06\x65pochs\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x02\x12\x12\n\nimage_size\x18\x04 \x01(\x05\x12\x0e\n\x06\x64\x65vice\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"#\n\rGetRunRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"8\n\x0fListRunsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x10ListRunsResponse\x12.\n\x04runs\x18\x01 \x03(\x0b\x32 .agentic_labeling.v1.TrainingRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x87\x01\n\x0f\x45valuateRequest\x12\x15\n\x07\x64\x61taset\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05split\x18\x02 \x01(\t\x12\r\n\x03run\x18\x03 \x01(\tH\x00\x12\x19\n\x0f\x64\x65tection_model\x18\x04 \x01(\tH\x00\x12\x15\n\riou_threshold\x18\x05 \x01(\x01\x42\r\n\x0bpredictions\"u\n\x0c\x43lassMetrics\x12\x12\n\nclass_name\x18\x01 \x01(\t\x12\x0c\n\x04\x61p50\x18\x02 \x01(\x01\x12\x0f\n\x07\x61p50_95\x18\x03 \x01(\x01\x12\x11\n\tprecision\x18\x04 \x01(\x01\x12\x0e\n\x06recall\x18\x05 \x01(\x01\x12\x0f\n\x07support\x18\x06 \x01(\x03\"1\n\x0f\x43onfusionMatrix\x12\x0e\n\x06labels\x18\x01 \x03(\t\x12\x0e\n\x06\x63ounts\x18\x02 \x03(\x03\"\xc3\x01\n\nEvaluation\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\r\n\x05split\x18\x02 \x01(\t\x12\r\n\x05map50\x18\x03 \x01(\x01\x12\x10\n\x08map50_95\x18\x04 \x01(\x01\x12\x34\n\tper_class\x18\x05 \x03(\x0b\x32!.agentic_labeling.v1.ClassMetrics\x12>\n\x10\x63onfusion_matrix\x18\x06 \x01(\x0b\x32$.agentic_labeling.v1.ConfusionMatrix\"N\n\x0eReviewStrategy\x12\x13\n\x0buncertainty\x18\x01 \x01(\x01\x12\x11\n\tdiversity\x18\x02 \x01(\x01\x12\x14\n\x0c\x64isagreement\x18\x03 \x01(\x01\"o\n\x17SuggestForReviewRequest\x12\x0e\n\x06\x66ilter\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x35\n\x08strategy\x18\x03 \x01(\x0b\x32#.agentic_labeling.v1.ReviewStrategy\"f\n\x10ReviewSuggestion\x12\x32\n\x06object\x18\x01 \x01(\x0b\x32\".agentic_labeling.v1.LabeledObject\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x0f\n\x07reasons\x18\x03 \x03(\t\"V\n\x18SuggestForReviewResponse\x12:\n\x0bsuggestions\x18\x01 \x03(\x0b\x32%.agentic_labeling.v1.ReviewSuggestion*\x9a\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10RUN_STATE_QUEUED\x10\x01\x12\x15\n\x11RUN_STATE_RUNNING\x10\x02\x12\x17\n\x13RUN_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10RUN_STATE_FAILED\x10\x04\x12\x17\n\x13RUN_STATE_CANCELLED\x10\x05\x32\xd7\x03\n\x0fTrainingService\x12Y\n\rStartTraining\x12).agentic_labeling.v1.StartTrainingRequest\x1a\x1d.google.longrunning.Operation\x12N\n\x06GetRun\x12\".agentic_labeling.v1.GetRunRequest\x1a .agentic_labeling.v1.TrainingRun\x12W\n\x08ListRuns\x12$.agentic_labeling.v1.ListRunsRequest\x1a%.agentic_labeling.v1.ListRunsResponse\x12O\n\x08\x45valuate\x12$.agentic_labeling.v1.EvaluateRequest\x1a\x1d.google.longrunning.Operation\x12o\n\x10SuggestForReview\x12,.agentic_labeling.v1.SuggestForReviewRequest\x1a-.agentic_labeling.v1.SuggestForReviewResponseB~\n\x17\x63om.agentic_labeling.v1B\rTrainingProtoP\x01Z=agentic-labeling/gen/go/agentic_labeling/v1;agenticlabelingv1\xaa\x02\x12\x41genticLabeling.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"agentic_labeling/v1/training.proto\x12\x13\x61gentic_labeling.v1\x1a agentic_labeling/v1/common.proto\x1a\"agentic_labeling/v1/registry.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a#google/longrunning/operations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\x04\n\x0bTrainingRun\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0e\n\x06\x65pochs\x18\x04 \x01(\x05\x12\x12\n\nimage_size\x18\x05 \x01(\x05\x12\x0e\n\x06\x64\x65vice\x18\x06 \x01(\t\x12\x32\n\x05state\x18\x07 \x01(\x0e\x32\x1d.agentic_labeling.v1.RunStateB\x04\xe2\x41\x01\x03\x12\x44\n\x07metrics\x18\x08 \x03(\x0b\x32-.agentic_labeling.v1.TrainingRun.MetricsEntryB\x04\xe2\x41\x01\x03\x12\x19\n\x0bweights_uri\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12\x1b\n\rmlflow_run_id\x18\n \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x32\n\x08\x65nd_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\r\n\x05\x62\x61tch\x18\r \x01(\x05\x12\x12\n\x04task\x18\x0e \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x63lass_names\x18\x0f \x03(\tB\x04\xe2\x41\x01\x03\x12\x1e\n\x10\x65pochs_completed\x18\x10 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x17\n\toperation\x18\x11 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1b\n\rerror_message\x18\x12 \x01(\tB\x04\xe2\x41\x01\x03\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x9f\x01\n\x14StartTrainingRequest\x12\x15\n\x07\x64\x61taset\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05model\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06\x65pochs\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x02\x12\x12\n\nimage_size\x18\x04 \x01(\x05\x12\x0e\n\x06\x64\x65vice\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\r\n\x05\x62\x61tch\x18\x07 \x01(\x05\"#\n\rGetRunRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"8\n\x0fListRunsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x10ListRunsResponse\x12.\n\x04runs\x18\x01 \x03(\x0b\x32 .agentic_labeling.v1.TrainingRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x9b\x01\n\x0f\x45valuateRequest\x12\x15\n\x07\x64\x61taset\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05split\x18\x02 \x01(\t\x12\r\n\x03run\x18\x03 \x01(\tH\x00\x12\x19\n\x0f\x64\x65tection_model\x18\x04 \x01(\tH\x00\x12\x15\n\riou_threshold\x18\x05 \x01(\x01\x12\x12\n\nrequest_id\x18\x06 \x01(\tB\r\n\x0bpredictions\"u\n\x0c\x43lassMetrics\x12\x12\n\nclass_name\x18\x01 \x01(\t\x12\x0c\n\x04\x61p50\x18\x02 \x01(\x01\x12\x0f\n\x07\x61p50_95\x18\x03 \x01(\x01\x12\x11\n\tprecision\x18\x04 \x01(\x01\x12\x0e\n\x06recall\x18\x05 \x01(\x01\x12\x0f\n\x07support\x18\x06 \x01(\x03\"1\n\x0f\x43onfusionMatrix\x12\x0e\n\x06labels\x18\x01 \x03(\t\x12\x0e\n\x06\x63ounts\x18\x02 \x03(\x03\"\xe6\x02\n\nEvaluation\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\r\n\x05split\x18\x02 \x01(\t\x12\r\n\x05map50\x18\x03 \x01(\x01\x12\x10\n\x08map50_95\x18\x04 \x01(\x01\x12\x34\n\tper_class\x18\x05 \x03(\x0b\x32!.agentic_labeling.v1.ClassMetrics\x12>\n\x10\x63onfusion_matrix\x18\x06 \x01(\x0b\x32$.agentic_labeling.v1.ConfusionMatrix\x12\x12\n\x04name\x18\x07 \x01(\tB\x04\xe2\x41\x01\x08\x12\x0b\n\x03run\x18\x08 \x01(\t\x12\x17\n\x0f\x64\x65tection_model\x18\t \x01(\t\x12\x1b\n\rmlflow_run_id\x18\n \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x13\n\x0bimage_count\x18\x0c \x01(\x03\"L\n\x16ListEvaluationsRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"h\n\x17ListEvaluationsResponse\x12\x34\n\x0b\x65valuations\x18\x01 \x03(\x0b\x32\x1f.agentic_labeling.v1.Evaluation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Z\n\x10\x45xportRunRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1e\n\x10model_repository\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nmodel_name\x18\x03 \x01(\t\"O\n\x11\x45xportRunResponse\x12\x11\n\tmodel_dir\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x13\n\x0b\x63lass_names\x18\x03 \x03(\t\"N\n\x0eReviewStrategy\x12\x13\n\x0buncertainty\x18\x01 \x01(\x01\x12\x11\n\tdiversity\x18\x02 \x01(\x01\x12\x14\n\x0c\x64isagreement\x18\x03 \x01(\x01\"\x98\x01\n\x17SuggestForReviewRequest\x12\x0e\n\x06\x66ilter\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x35\n\x08strategy\x18\x03 \x01(\x0b\x32#.agentic_labeling.v1.ReviewStrategy\x12\x0b\n\x03run\x18\x04 \x01(\t\x12\x1a\n\x12\x64\x65\x63ision_threshold\x18\x05 \x01(\x01\"\xdc\x01\n\x10ReviewSuggestion\x12\x32\n\x06object\x18\x01 \x01(\x0b\x32\".agentic_labeling.v1.LabeledObject\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x0f\n\x07reasons\x18\x03 \x03(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x13\n\x0b\x66rame_index\x18\x05 \x01(\x03\x12\x34\n\nmissed_box\x18\x06 \x01(\x0b\x32 .agentic_labeling.v1.BoundingBox\x12\x19\n\x11missed_class_name\x18\x07 \x01(\t\"V\n\x18SuggestForReviewResponse\x12:\n\x0bsuggestions\x18\x01 \x03(\x0b\x32%.agentic_labeling.v1.ReviewSuggestion*\x9a\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10RUN_STATE_QUEUED\x10\x01\x12\x15\n\x11RUN_STATE_RUNNING\x10\x02\x12\x17\n\x13RUN_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10RUN_STATE_FAILED\x10\x04\x12\x17\n\x13RUN_STATE_CANCELLED\x10\x05\x32\x98\x05\n\x0fTrainingService\x12Y\n\rStartTraining\x12).agentic_labeling.v1.StartTrainingRequest\x1a\x1d.google.longrunning.Operation\x12N\n\x06GetRun\x12\".agentic_labeling.v1.GetRunRequest\x1a .agentic_labeling.v1.TrainingRun\x12W\n\x08ListRuns\x12$.agentic_labeling.v1.ListRunsRequest\x1a%.agentic_labeling.v1.ListRunsResponse\x12O\n\x08\x45valuate\x12$.agentic_labeling.v1.EvaluateRequest\x1a\x1d.google.longrunning.Operation\x12o\n\x10SuggestForReview\x12,.agentic_labeling.v1.SuggestForReviewRequest\x1a-.agentic_labeling.v1.SuggestForReviewResponse\x12l\n\x0fListEvaluations\x12+.agentic_labeling.v1.ListEvaluationsRequest\x1a,.agentic_labeling.v1.ListEvaluationsResponse\x12Q\n\tExportRun\x12%.agentic_labeling.v1.ExportRunRequest\x1a\x1d.google.longrunning.OperationB~\n\x17\x63om.agentic_labeling.v1B\rTrainingProtoP\x01Z=agentic-labeling/gen/go/agentic_labeling/v1;agenticlabelingv1\xaa\x02\x12\x41genticLabeling.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -52,6 +53,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRAININGRUN'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
   _globals['_TRAININGRUN'].fields_by_name['end_time']._loaded_options = None
   _globals['_TRAININGRUN'].fields_by_name['end_time']._serialized_options = b'\342A\001\003'
+  _globals['_TRAININGRUN'].fields_by_name['task']._loaded_options = None
+  _globals['_TRAININGRUN'].fields_by_name['task']._serialized_options = b'\342A\001\003'
+  _globals['_TRAININGRUN'].fields_by_name['class_names']._loaded_options = None
+  _globals['_TRAININGRUN'].fields_by_name['class_names']._serialized_options = b'\342A\001\003'
+  _globals['_TRAININGRUN'].fields_by_name['epochs_completed']._loaded_options = None
+  _globals['_TRAININGRUN'].fields_by_name['epochs_completed']._serialized_options = b'\342A\001\003'
+  _globals['_TRAININGRUN'].fields_by_name['operation']._loaded_options = None
+  _globals['_TRAININGRUN'].fields_by_name['operation']._serialized_options = b'\342A\001\003'
+  _globals['_TRAININGRUN'].fields_by_name['error_message']._loaded_options = None
+  _globals['_TRAININGRUN'].fields_by_name['error_message']._serialized_options = b'\342A\001\003'
   _globals['_STARTTRAININGREQUEST'].fields_by_name['dataset']._loaded_options = None
   _globals['_STARTTRAININGREQUEST'].fields_by_name['dataset']._serialized_options = b'\342A\001\002'
   _globals['_STARTTRAININGREQUEST'].fields_by_name['model']._loaded_options = None
@@ -62,36 +73,54 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETRUNREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
   _globals['_EVALUATEREQUEST'].fields_by_name['dataset']._loaded_options = None
   _globals['_EVALUATEREQUEST'].fields_by_name['dataset']._serialized_options = b'\342A\001\002'
-  _globals['_RUNSTATE']._serialized_start=1878
-  _globals['_RUNSTATE']._serialized_end=2032
-  _globals['_TRAININGRUN']._serialized_start=199
-  _globals['_TRAININGRUN']._serialized_end=649
-  _globals['_TRAININGRUN_METRICSENTRY']._serialized_start=603
-  _globals['_TRAININGRUN_METRICSENTRY']._serialized_end=649
-  _globals['_STARTTRAININGREQUEST']._serialized_start=652
-  _globals['_STARTTRAININGREQUEST']._serialized_end=796
-  _globals['_GETRUNREQUEST']._serialized_start=798
-  _globals['_GETRUNREQUEST']._serialized_end=833
-  _globals['_LISTRUNSREQUEST']._serialized_start=835
-  _globals['_LISTRUNSREQUEST']._serialized_end=891
-  _globals['_LISTRUNSRESPONSE']._serialized_start=893
-  _globals['_LISTRUNSRESPONSE']._serialized_end=984
-  _globals['_EVALUATEREQUEST']._serialized_start=987
-  _globals['_EVALUATEREQUEST']._serialized_end=1122
-  _globals['_CLASSMETRICS']._serialized_start=1124
-  _globals['_CLASSMETRICS']._serialized_end=1241
-  _globals['_CONFUSIONMATRIX']._serialized_start=1243
-  _globals['_CONFUSIONMATRIX']._serialized_end=1292
-  _globals['_EVALUATION']._serialized_start=1295
-  _globals['_EVALUATION']._serialized_end=1490
-  _globals['_REVIEWSTRATEGY']._serialized_start=1492
-  _globals['_REVIEWSTRATEGY']._serialized_end=1570
-  _globals['_SUGGESTFORREVIEWREQUEST']._serialized_start=1572
-  _globals['_SUGGESTFORREVIEWREQUEST']._serialized_end=1683
-  _globals['_REVIEWSUGGESTION']._serialized_start=1685
-  _globals['_REVIEWSUGGESTION']._serialized_end=1787
-  _globals['_SUGGESTFORREVIEWRESPONSE']._serialized_start=1789
-  _globals['_SUGGESTFORREVIEWRESPONSE']._serialized_end=1875
-  _globals['_TRAININGSERVICE']._serialized_start=2035
-  _globals['_TRAININGSERVICE']._serialized_end=2506
+  _globals['_EVALUATION'].fields_by_name['name']._loaded_options = None
+  _globals['_EVALUATION'].fields_by_name['name']._serialized_options = b'\342A\001\010'
+  _globals['_EVALUATION'].fields_by_name['mlflow_run_id']._loaded_options = None
+  _globals['_EVALUATION'].fields_by_name['mlflow_run_id']._serialized_options = b'\342A\001\003'
+  _globals['_EVALUATION'].fields_by_name['create_time']._loaded_options = None
+  _globals['_EVALUATION'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _globals['_EXPORTRUNREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_EXPORTRUNREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_EXPORTRUNREQUEST'].fields_by_name['model_repository']._loaded_options = None
+  _globals['_EXPORTRUNREQUEST'].fields_by_name['model_repository']._serialized_options = b'\342A\001\002'
+  _globals['_RUNSTATE']._serialized_start=2776
+  _globals['_RUNSTATE']._serialized_end=2930
+  _globals['_TRAININGRUN']._serialized_start=233
+  _globals['_TRAININGRUN']._serialized_end=831
+  _globals['_TRAININGRUN_METRICSENTRY']._serialized_start=785
+  _globals['_TRAININGRUN_METRICSENTRY']._serialized_end=831
+  _globals['_STARTTRAININGREQUEST']._serialized_start=834
+  _globals['_STARTTRAININGREQUEST']._serialized_end=993
+  _globals['_GETRUNREQUEST']._serialized_start=995
+  _globals['_GETRUNREQUEST']._serialized_end=1030
+  _globals['_LISTRUNSREQUEST']._serialized_start=1032
+  _globals['_LISTRUNSREQUEST']._serialized_end=1088
+  _globals['_LISTRUNSRESPONSE']._serialized_start=1090
+  _globals['_LISTRUNSRESPONSE']._serialized_end=1181
+  _globals['_EVALUATEREQUEST']._serialized_start=1184
+  _globals['_EVALUATEREQUEST']._serialized_end=1339
+  _globals['_CLASSMETRICS']._serialized_start=1341
+  _globals['_CLASSMETRICS']._serialized_end=1458
+  _globals['_CONFUSIONMATRIX']._serialized_start=1460
+  _globals['_CONFUSIONMATRIX']._serialized_end=1509
+  _globals['_EVALUATION']._serialized_start=1512
+  _globals['_EVALUATION']._serialized_end=1870
+  _globals['_LISTEVALUATIONSREQUEST']._serialized_start=1872
+  _globals['_LISTEVALUATIONSREQUEST']._serialized_end=1948
+  _globals['_LISTEVALUATIONSRESPONSE']._serialized_start=1950
+  _globals['_LISTEVALUATIONSRESPONSE']._serialized_end=2054
+  _globals['_EXPORTRUNREQUEST']._serialized_start=2056
+  _globals['_EXPORTRUNREQUEST']._serialized_end=2146
+  _globals['_EXPORTRUNRESPONSE']._serialized_start=2148
+  _globals['_EXPORTRUNRESPONSE']._serialized_end=2227
+  _globals['_REVIEWSTRATEGY']._serialized_start=2229
+  _globals['_REVIEWSTRATEGY']._serialized_end=2307
+  _globals['_SUGGESTFORREVIEWREQUEST']._serialized_start=2310
+  _globals['_SUGGESTFORREVIEWREQUEST']._serialized_end=2462
+  _globals['_REVIEWSUGGESTION']._serialized_start=2465
+  _globals['_REVIEWSUGGESTION']._serialized_end=2685
+  _globals['_SUGGESTFORREVIEWRESPONSE']._serialized_start=2687
+  _globals['_SUGGESTFORREVIEWRESPONSE']._serialized_end=2773
+  _globals['_TRAININGSERVICE']._serialized_start=2933
+  _globals['_TRAININGSERVICE']._serialized_end=3597
 # @@protoc_insertion_point(module_scope)

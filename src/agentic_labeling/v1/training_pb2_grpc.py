@@ -62,6 +62,16 @@ class TrainingServiceStub:
                 request_serializer=agentic__labeling_dot_v1_dot_training__pb2.SuggestForReviewRequest.SerializeToString,
                 response_deserializer=agentic__labeling_dot_v1_dot_training__pb2.SuggestForReviewResponse.FromString,
                 _registered_method=True)
+        self.ListEvaluations = channel.unary_unary(
+                '/agentic_labeling.v1.TrainingService/ListEvaluations',
+                request_serializer=agentic__labeling_dot_v1_dot_training__pb2.ListEvaluationsRequest.SerializeToString,
+                response_deserializer=agentic__labeling_dot_v1_dot_training__pb2.ListEvaluationsResponse.FromString,
+                _registered_method=True)
+        self.ExportRun = channel.unary_unary(
+                '/agentic_labeling.v1.TrainingService/ExportRun',
+                request_serializer=agentic__labeling_dot_v1_dot_training__pb2.ExportRunRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
 
 
 class TrainingServiceServicer:
@@ -100,7 +110,23 @@ class TrainingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SuggestForReview(self, request, context):
-        """Ranks objects for review: the ones a person should look at first.
+        """Ranks objects (and images with a missed object) for review: the ones a person should
+        look at first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEvaluations(self, request, context):
+        """Lists stored evaluations, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportRun(self, request, context):
+        """Exports a succeeded run's weights to ONNX as a Triton model (a "student" detector the
+        orchestrator can use instead of Florence-2). Operation response: ExportRunResponse.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -133,6 +159,16 @@ def add_TrainingServiceServicer_to_server(servicer, server):
                     servicer.SuggestForReview,
                     request_deserializer=agentic__labeling_dot_v1_dot_training__pb2.SuggestForReviewRequest.FromString,
                     response_serializer=agentic__labeling_dot_v1_dot_training__pb2.SuggestForReviewResponse.SerializeToString,
+            ),
+            'ListEvaluations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvaluations,
+                    request_deserializer=agentic__labeling_dot_v1_dot_training__pb2.ListEvaluationsRequest.FromString,
+                    response_serializer=agentic__labeling_dot_v1_dot_training__pb2.ListEvaluationsResponse.SerializeToString,
+            ),
+            'ExportRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportRun,
+                    request_deserializer=agentic__labeling_dot_v1_dot_training__pb2.ExportRunRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -272,6 +308,60 @@ class TrainingService:
             '/agentic_labeling.v1.TrainingService/SuggestForReview',
             agentic__labeling_dot_v1_dot_training__pb2.SuggestForReviewRequest.SerializeToString,
             agentic__labeling_dot_v1_dot_training__pb2.SuggestForReviewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvaluations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentic_labeling.v1.TrainingService/ListEvaluations',
+            agentic__labeling_dot_v1_dot_training__pb2.ListEvaluationsRequest.SerializeToString,
+            agentic__labeling_dot_v1_dot_training__pb2.ListEvaluationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentic_labeling.v1.TrainingService/ExportRun',
+            agentic__labeling_dot_v1_dot_training__pb2.ExportRunRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
             options,
             channel_credentials,
             insecure,
