@@ -9,7 +9,8 @@
 5. builds a dataset of those objects, exports it as YOLO segmentation and as COCO
    (`alabel datasets create|build|export`);
 6. prints the review page's URL (`alabel up` started it) and saves screenshots of its queue
-   and image view to docs/ (with Chromium installed), and stops the mesh (`alabel down`).
+   and image view to build/demo/ (with Chromium installed), and stops the mesh (`alabel down`).
+   `python scripts/demo.py --update-docs` writes them to docs/ instead, for the README.
 
 The weights are random, so the labels are meaningless; the demo says so, and shows the one
 flag (`--models-dir` with real checkpoints) that switches to real weights.
@@ -33,7 +34,11 @@ from skimage import data as sample_images
 console = Console()
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "hubble_deep_field")
 CLASSES = "person,cat,cup,rocket,coin"
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+ROOT = Path(__file__).resolve().parents[1]
+# Screenshots go to the ignored build/demo/, so a demo leaves the checkout clean; the README's
+# copies in docs/ change only when asked (`--update-docs`).
+SCREENSHOTS = ROOT / "build" / "demo"
+DOCS = ROOT / "docs"
 
 
 ENVIRONMENT = dict(os.environ)
@@ -73,7 +78,7 @@ def write_photos(directory: Path) -> None:
         Image.fromarray(pixels.astype(np.uint8)).save(directory / f"{name}.png")
 
 
-def review(state: dict[str, object]) -> None:
+def review(state: dict[str, object], screenshots: Path) -> None:
     """Where to review the labels; screenshots of the page for the README."""
     import review_screenshots  # scripts/, beside this file
 
@@ -84,12 +89,17 @@ def review(state: dict[str, object]) -> None:
     if why_not is not None:
         console.print(f"no screenshots: {why_not}")
         return
-    queue, image = DOCS / "review-queue.png", DOCS / "review-image.png"
+    screenshots.mkdir(parents=True, exist_ok=True)
+    queue, image = screenshots / "review-queue.png", screenshots / "review-image.png"
     review_screenshots.take(page, queue, image)
     console.print(f"screenshots: {queue}, {image}")
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    if argv not in ([], ["--update-docs"]):
+        console.print("usage: python scripts/demo.py [--update-docs]")
+        return 2
+    screenshots = DOCS if argv else SCREENSHOTS
     console.rule("AgenticLabeling demo")
     console.print(
         "The models here have TINY RANDOM WEIGHTS: the pipeline, serving, registry and search "
@@ -154,7 +164,7 @@ def main() -> int:
             console.print((exports / "demo-yolo" / "data.yaml").read_text().rstrip(), markup=False)
             written = sorted(str(p.relative_to(exports)) for p in exports.rglob("*") if p.is_file())
             console.print(f"{len(written)} files written, e.g. {', '.join(written[:4])}")
-            review(state)
+            review(state, screenshots)
         finally:
             console.rule("Stop the mesh")
             alabel("down")
@@ -162,4 +172,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))
