@@ -65,7 +65,8 @@ lint: $(INSTALLED) ## ruff, mypy, buf lint, buf breaking, generated-code drift
 	$(PY) scripts/gen_protos.py --check
 
 test: setup lint ## lint, then the whole test suite with coverage (>= 80%)
-	$(BIN)/pytest --cov --cov-report=term
+	@# --durations: the slowest tests, where to cut when the suite outgrows its 20 minutes.
+	$(BIN)/pytest --cov --cov-report=term --durations=20
 
 demo: setup ## start the mesh on loopback, call it, stop it
 	$(PY) scripts/demo.py
