@@ -1,0 +1,13 @@
+"""The training loop: train a YOLO student on a built dataset, record the runs, export it.
+
+- `yolo_process`: the training subprocess (`python -m agentic_labeling.training.yolo_process`),
+  the only module that imports ultralytics (AGPL-3.0, the `[train]` extra; it also replaces
+  `PIL.Image.open` on import): train, predict and export-onnx, JSON lines on stdout.
+- `yolo_jobs`: the parent side, asyncio: `train_yolo`, `predict_yolo`, `export_onnx`,
+  `check_model_spec`, `training_available`; progress per epoch, cancellation at epoch boundaries.
+- `mlflow_runs`: `MlflowRecorder`, params, per-epoch metrics and artifacts of training and
+  evaluation runs in an MLflow store (SQLite under the data directory by default).
+
+Nothing here is imported by a server at start-up: each module imports its heavy dependency
+(ultralytics, mlflow) only when it is used.
+"""
