@@ -7,6 +7,8 @@
   `check_model_spec`, `training_available`; progress per epoch, cancellation at epoch boundaries.
 - `mlflow_runs`: `MlflowRecorder`, params, per-epoch metrics and artifacts of training and
   evaluation runs in an MLflow store (SQLite under the data directory by default).
+- `review_ranking`: `rank_for_review`, pure: which unvalidated objects (or images) to review
+  next, by uncertainty, diversity (k-centre greedy over embeddings) and disagreement.
 
 Nothing here is imported by a server at start-up: each module imports its heavy dependency
 (ultralytics, mlflow) only when it is used.
