@@ -66,6 +66,12 @@ from agentic_labeling.registry.datasets.label_sets import ExportFormat, ExportSu
 from agentic_labeling.registry.files.encoded_masks import EncodedMask, decode_masks
 from agentic_labeling.registry.files.image_store import ImageStore
 from agentic_labeling.registry.files.masks import MaskStore, decode_mask_png
+from agentic_labeling.registry.metadata.review_candidates import (
+    MAX_REVIEW_CANDIDATES,
+    ReviewCandidates,
+    ReviewImage,
+    gather_review_candidates,
+)
 from agentic_labeling.registry.metadata.source_image_reads import read_source_image
 from agentic_labeling.registry.metadata.source_images import (
     create_frame_with_image,
@@ -124,6 +130,8 @@ __all__ = [
     "OperationRecords",
     "ReconcileReport",
     "Registry",
+    "ReviewCandidates",
+    "ReviewImage",
     "SimilarObject",
     "StoredMask",
     "StoredOperation",
@@ -700,6 +708,16 @@ class Registry:
             return comparison
 
         return map_comparisons(expr, to_ids)
+
+    # --- active learning ----------------------------------------------------------------------
+
+    async def review_candidates(
+        self, filter: str = "", limit: int = MAX_REVIEW_CANDIDATES
+    ) -> ReviewCandidates:
+        """What SuggestForReview ranks: the unvalidated objects matching `filter` (at most
+        `limit`), their embeddings, validated objects' embeddings and the candidates' images
+        (see metadata/review_candidates.py)."""
+        return await gather_review_candidates(self, filter, limit=limit)
 
     # --- datasets, exports and imports ------------------------------------------------------
 

@@ -9,4 +9,5 @@ object_batches.py  BatchCreateObjects: all or nothing, exactly once
 object_rows.py     how an object row is selected and read, for every module returning objects
 tracks.py          tracks: objects of one source followed across frames; merge and split
 outbox.py          what Qdrant must still be told, written with the rows that need it
+review_candidates.py  what SuggestForReview ranks: unvalidated objects, embeddings, images
 """

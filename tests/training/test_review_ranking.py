@@ -6,18 +6,22 @@ Pure: candidates, embeddings and a trained model's detections are built here.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from uuid import UUID
 
 import numpy as np
 import pytest
 
 from agentic_labeling.errors import InvalidArgument
-from agentic_labeling.registry.values.records import BoundingBox
+from agentic_labeling.registry.values.records import BoundingBox, ObjectRecord
 from agentic_labeling.training.review_ranking import (
     Candidate,
     ModelDetection,
     ReviewWeights,
     Suggestion,
+    candidates_from_records,
+    model_detections,
     rank_for_review,
 )
 
@@ -262,3 +266,54 @@ def test_bad_options_are_refused_naming_the_field(options: dict[str, object], fi
     with pytest.raises(InvalidArgument) as raised:
         rank_for_review([_candidate(1)], **arguments)  # type: ignore[arg-type]
     assert raised.value.violations[0].field == field
+
+
+@dataclass(frozen=True)
+class _Predicted:
+    class_id: int
+    x: float
+    y: float
+    w: float
+    h: float
+    score: float
+
+
+def test_predicted_boxes_become_model_detections_by_image_with_class_names() -> None:
+    other = (UUID(int=2000), 3)
+    found = model_detections(
+        [IMAGE, other],
+        [[_Predicted(1, 5, 6, 7, 8, 0.9)], []],
+        ["cat", "dog"],
+    )
+    assert found == {
+        IMAGE: [ModelDetection("dog", BoundingBox(5, 6, 7, 8), 0.9)],
+        other: [],
+    }
+
+
+def test_an_unrecorded_mask_quality_is_no_quality_at_all() -> None:
+    record = ObjectRecord(
+        id=_id(1),
+        source_id=SOURCE,
+        frame_index=0,
+        category_id=_id(50),
+        category_name="cat",
+        bbox=_box(0),
+        confidence=0.9,
+        area=100,
+        has_mask=False,
+        has_embedding=True,
+        detection_model="florence2",
+        is_validated=False,
+        validated_by=None,
+        validate_time=None,
+        quality_score=0.0,
+        track_id=None,
+        attributes={},
+        create_time=datetime.now(UTC),
+        update_time=datetime.now(UTC),
+    )
+    (candidate,) = candidates_from_records([record], {_id(1): [1.0, 0.0]})
+    assert candidate.quality_score is None
+    assert candidate.class_name == "cat"
+    assert candidate.embedding == [1.0, 0.0]

@@ -39,14 +39,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import numpy as np
 import numpy.typing as npt
 
 from agentic_labeling.errors import InvalidArgument
-from agentic_labeling.registry.values.records import BoundingBox
+from agentic_labeling.registry.values.records import BoundingBox, ObjectRecord
 
 __all__ = [
     "DEFAULT_DECISION_THRESHOLD",
@@ -56,9 +56,12 @@ __all__ = [
     "Candidate",
     "ImageKey",
     "ModelDetection",
+    "PredictedBox",
     "ReviewWeights",
     "Suggestion",
     "box_iou",
+    "candidates_from_records",
+    "model_detections",
     "rank_for_review",
 ]
 
@@ -153,6 +156,68 @@ class Suggestion:
     object_id: UUID | None = None
     missed_box: BoundingBox | None = None
     missed_class_name: str = ""
+
+
+class PredictedBox(Protocol):
+    """A box as `yolo_jobs.predict_yolo` returns it: pixels, (x, y) the top-left corner."""
+
+    @property
+    def class_id(self) -> int: ...
+    @property
+    def x(self) -> float: ...
+    @property
+    def y(self) -> float: ...
+    @property
+    def w(self) -> float: ...
+    @property
+    def h(self) -> float: ...
+    @property
+    def score(self) -> float: ...
+
+
+def candidates_from_records(
+    objects: Sequence[ObjectRecord],
+    embeddings: Mapping[UUID, Sequence[float] | npt.NDArray[np.floating[Any]]],
+) -> list[Candidate]:
+    """The registry's objects (`Registry.review_candidates`) as candidates. A quality_score of
+    0 is the registry's "not recorded" (no SAM2 mask score was sent), so it becomes None."""
+    return [
+        Candidate(
+            object_id=o.id,
+            source_id=o.source_id,
+            frame_index=o.frame_index,
+            bbox=o.bbox,
+            class_name=o.category_name,
+            confidence=o.confidence,
+            quality_score=o.quality_score if o.quality_score > 0 else None,
+            embedding=embeddings.get(o.id),
+        )
+        for o in objects
+    ]
+
+
+def model_detections(
+    images: Sequence[ImageKey],
+    predictions: Sequence[Sequence[PredictedBox]],
+    class_names: Sequence[str],
+) -> dict[ImageKey, list[ModelDetection]]:
+    """`predict_yolo`'s boxes for `images` (one list per image, in that order) by image, with
+    the run's class names."""
+    if len(images) != len(predictions):
+        raise ValueError(f"{len(predictions)} prediction lists for {len(images)} images")
+    return {
+        key: [
+            ModelDetection(
+                class_names[d.class_id]
+                if 0 <= d.class_id < len(class_names)
+                else f"class {d.class_id}",
+                BoundingBox(d.x, d.y, d.w, d.h),
+                d.score,
+            )
+            for d in found
+        ]
+        for key, found in zip(images, predictions, strict=True)
+    }
 
 
 def box_iou(a: BoundingBox, b: BoundingBox) -> float:
