@@ -7,6 +7,8 @@
   `check_model_spec`, `training_available`; progress per epoch, cancellation at epoch boundaries.
 - `mlflow_runs`: `MlflowRecorder`, params, per-epoch metrics and artifacts of training and
   evaluation runs in an MLflow store (SQLite under the data directory by default).
+- `evaluation`: `evaluate_boxes`, pure COCO-protocol scoring (pycocotools' COCOeval): mAP@0.5,
+  mAP@0.5:0.95, per-class AP, precision and recall at best F1, a confusion matrix.
 - `review_ranking`: `rank_for_review`, pure: which unvalidated objects (or images) to review
   next, by uncertainty, diversity (k-centre greedy over embeddings) and disagreement.
 
