@@ -66,6 +66,7 @@ from agentic_labeling.registry.datasets.label_sets import ExportFormat, ExportSu
 from agentic_labeling.registry.files.encoded_masks import EncodedMask, decode_masks
 from agentic_labeling.registry.files.image_store import ImageStore
 from agentic_labeling.registry.files.masks import MaskStore, decode_mask_png
+from agentic_labeling.registry.metadata.evaluations import EvaluationStore
 from agentic_labeling.registry.metadata.review_candidates import (
     MAX_REVIEW_CANDIDATES,
     ReviewCandidates,
@@ -77,6 +78,7 @@ from agentic_labeling.registry.metadata.source_images import (
     create_frame_with_image,
     create_source_with_image,
 )
+from agentic_labeling.registry.metadata.training_runs import TrainingRunStore
 from agentic_labeling.registry.operations import OperationRecords, StoredOperation, instance_owner
 from agentic_labeling.registry.query.filtering import Comparison, Expr, parse_filter
 from agentic_labeling.registry.query.queryable_fields import OBJECT_FILTER
@@ -102,6 +104,13 @@ from agentic_labeling.registry.values.records import (
     Track,
 )
 from agentic_labeling.registry.values.resource_names import format_name, not_found, parse_name
+from agentic_labeling.registry.values.training_records import (
+    EvaluationRecord,
+    NewEvaluation,
+    NewRun,
+    RunRecord,
+    RunState,
+)
 from agentic_labeling.registry.vectors.edge_vectors import EdgeVectorStore
 from agentic_labeling.registry.vectors.embedding_dimension import (
     choose_dimension,
@@ -213,6 +222,10 @@ class Registry:
         # instance that runs them (so a restart can tell its own crashed operations).
         self.operation_records = OperationRecords(database)
         self.operation_owner = instance_owner(settings.data_dir)
+        # Training runs and evaluations (issue 18); a run's files live under runs_directory.
+        self._training_runs = TrainingRunStore(database)
+        self._evaluations = EvaluationStore(database)
+        self.runs_directory = settings.data_dir / "runs"
         self._exports_root = settings.exports_directory
         self._min_fragment_area = settings.min_fragment_area
         # GetSourceImage refuses a stored file that would not fit in one reply.
@@ -822,6 +835,101 @@ class Registry:
         """Import the label sets as validated objects, image by image (see ground_truth.py)."""
         return await import_label_set(
             self, label_sets, validated_by=validated_by, request_id=request_id, progress=progress
+        )
+
+    # --- training runs and evaluations ---------------------------------------------------------
+
+    async def create_run(
+        self, new: NewRun, *, run_id: UUID, request_id: UUID | None
+    ) -> tuple[RunRecord, bool]:
+        """The new run QUEUED and True, or the run of an earlier request with `request_id`
+        and False. The run is marked as this instance's (see `fail_unfinished_runs`)."""
+        return await self._training_runs.create(
+            new, run_id=run_id, request_id=request_id, owner=self.operation_owner
+        )
+
+    async def get_run(self, run_id: UUID) -> RunRecord:
+        return await self._training_runs.get(run_id)
+
+    async def list_runs(self, *, page_size: int = 0, page_token: str = "") -> Page[RunRecord]:
+        return await self._training_runs.list(page_size=page_size, page_token=page_token)
+
+    async def set_run_operation(self, run_id: UUID, operation: str) -> None:
+        await self._training_runs.set_operation(run_id, operation)
+
+    async def start_run(self, run_id: UUID) -> RunRecord:
+        return await self._training_runs.start(run_id)
+
+    async def set_run_mlflow(self, run_id: UUID, mlflow_run_id: str) -> None:
+        await self._training_runs.set_mlflow_run(run_id, mlflow_run_id)
+
+    async def record_run_epoch(
+        self, run_id: UUID, epochs_completed: int, metrics: dict[str, float]
+    ) -> None:
+        await self._training_runs.record_epoch(run_id, epochs_completed, metrics)
+
+    async def finish_run(
+        self,
+        run_id: UUID,
+        state: RunState,
+        *,
+        metrics: dict[str, float] | None = None,
+        weights_path: str = "",
+        epochs_completed: int | None = None,
+        error_message: str = "",
+    ) -> RunRecord:
+        return await self._training_runs.finish(
+            run_id,
+            state,
+            metrics=metrics,
+            weights_path=weights_path,
+            epochs_completed=epochs_completed,
+            error_message=error_message,
+        )
+
+    async def fail_unfinished_runs(self, message: str) -> tuple[UUID, ...]:
+        """End the runs this instance's predecessor left QUEUED or RUNNING (it stopped)."""
+        return await self._training_runs.fail_unfinished(self.operation_owner, message)
+
+    async def export_training_data(
+        self,
+        dataset: DatasetRecord,
+        target: Path,
+        *,
+        segment: bool,
+        staging_token: str,
+        progress: JobProgress,
+    ) -> ExportSummary:
+        """Write the built dataset as YOLO into `target` (a run's directory, not under the
+        export root), images linked rather than copied: they stay in the image store."""
+        export = ExportRequest(
+            dataset,
+            ExportFormat.YOLO_SEGMENT if segment else ExportFormat.YOLO_DETECT,
+            target,
+            ImageTransfer.SYMLINK,
+            overwrite=True,
+            staging_token=staging_token,
+            min_fragment_area=self._min_fragment_area,
+        )
+        return await export_dataset(
+            export, self.repository.datasets.images(dataset.id), self.images, self.masks, progress
+        )
+
+    async def create_evaluation(
+        self, new: NewEvaluation, *, evaluation_id: UUID, request_id: UUID | None
+    ) -> EvaluationRecord:
+        return await self._evaluations.create(
+            new, evaluation_id=evaluation_id, request_id=request_id
+        )
+
+    async def evaluation_by_request(self, request_id: UUID) -> EvaluationRecord | None:
+        return await self._evaluations.by_request(request_id)
+
+    async def list_evaluations(
+        self, *, run_id: UUID | None = None, page_size: int = 0, page_token: str = ""
+    ) -> Page[EvaluationRecord]:
+        return await self._evaluations.list(
+            run_id=run_id, page_size=page_size, page_token=page_token
         )
 
     # --- repair -------------------------------------------------------------------------------

@@ -24,11 +24,8 @@ from agentic_labeling.registry.coordinator import Registry
 from agentic_labeling.servers.bootstrap import ServiceRegistration, run_server
 from agentic_labeling.servers.dataset_service import DatasetServicer, staging_token
 from agentic_labeling.servers.operation_store import OperationStore
-from agentic_labeling.servers.registry_service import (
-    OperationsServicer,
-    RegistryServicer,
-    TrainingServicer,
-)
+from agentic_labeling.servers.registry_service import OperationsServicer, RegistryServicer
+from agentic_labeling.servers.training_service import INTERRUPTED_RUN_MESSAGE, TrainingServicer
 from agentic_labeling.settings import Settings
 from agentic_labeling.v1 import dataset_pb2_grpc, registry_pb2_grpc, training_pb2_grpc
 
@@ -59,7 +56,8 @@ def services(
         ServiceRegistration(
             "agentic_labeling.v1.TrainingService",
             functools.partial(
-                training_pb2_grpc.add_TrainingServiceServicer_to_server, TrainingServicer()
+                training_pb2_grpc.add_TrainingServiceServicer_to_server,
+                TrainingServicer(registry, operations, mlflow_uri=settings.mlflow_uri),
             ),
         ),
         ServiceRegistration(
@@ -81,6 +79,14 @@ async def open_services(settings: Settings) -> AsyncIterator[Sequence[ServiceReg
         await registry.fail_stale_builds(STALE_BUILD_AFTER)
         operations = OperationStore(registry.operation_records, owner=registry.operation_owner)
         await operations.recover()
+        # Runs are trained by the process that started them: this instance's unfinished ones
+        # were left by a predecessor that stopped (their operations just read as ABORTED).
+        failed_runs = await registry.fail_unfinished_runs(INTERRUPTED_RUN_MESSAGE)
+        if failed_runs:
+            logger.warning(
+                "training runs left unfinished by a stopped registry are now FAILED",
+                extra={"runs": [str(r) for r in failed_runs]},
+            )
         await _sweep_export_staging(registry, operations)
     except BaseException:
         await registry.close()

@@ -19,16 +19,13 @@ from agentic_labeling.errors import InvalidArgument
 from agentic_labeling.registry.coordinator import Registry
 from agentic_labeling.servers import registry_conversions as wire
 from agentic_labeling.servers.operation_store import OperationStore
-from agentic_labeling.servers.unbuilt import answer_unbuilt_methods
 from agentic_labeling.storable_text import check_storable
 from agentic_labeling.v1 import (
     registry_pb2,
     registry_pb2_grpc,
-    training_pb2,
-    training_pb2_grpc,
 )
 
-__all__ = ["OperationsServicer", "RegistryServicer", "TrainingServicer"]
+__all__ = ["OperationsServicer", "RegistryServicer"]
 
 Empty = empty_pb2.Empty
 
@@ -290,11 +287,6 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     ) -> registry_pb2.RegistryInfo:
         # The dimension the stores were opened with (recorded in Postgres): no query needed.
         return registry_pb2.RegistryInfo(embedding_dimension=self._registry.embedding_dimension)
-
-
-@answer_unbuilt_methods(training_pb2.DESCRIPTOR.services_by_name["TrainingService"])
-class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
-    """Every method answers UNIMPLEMENTED until training is built."""
 
 
 class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignore[misc]

@@ -14,7 +14,9 @@ from agentic_labeling.errors import InvalidArgument, NotFound
 
 __all__ = ["Collection", "format_name", "not_found", "parse_name", "parse_uuid"]
 
-Collection = Literal["sources", "categories", "objects", "tracks", "datasets"]
+Collection = Literal[
+    "sources", "categories", "objects", "tracks", "datasets", "runs", "evaluations"
+]
 
 
 def format_name(collection: Collection, resource_id: UUID) -> str:

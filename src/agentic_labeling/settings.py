@@ -72,6 +72,13 @@ class Settings:
             " (faster similarity search; off: search the float vectors only)"
         },
     )
+    mlflow_uri: str = field(
+        default="",
+        metadata={
+            "help": "MLflow tracking URI for training and evaluation runs (empty: SQLite under"
+            " DATA_DIR/mlflow)"
+        },
+    )
     export_root: Path | None = field(
         default=None,
         metadata={"help": "directory dataset exports are written under (empty: DATA_DIR/exports)"},

@@ -20,7 +20,7 @@ from agentic_labeling.cli.registry import objects, registry, search, stats, vali
 from agentic_labeling.cli.serve import serve
 from agentic_labeling.cli.settings_options import SettingOption, SettingsSource, setting_options
 from agentic_labeling.cli.tracks import tracks
-from agentic_labeling.cli.training import train
+from agentic_labeling.cli.training import evaluate, runs, suggest, train
 from agentic_labeling.cli.triton import triton
 from agentic_labeling.errors import DomainError
 
@@ -101,6 +101,9 @@ for command in (
     registry,
     datasets,
     train,
+    runs,
+    evaluate,
+    suggest,
     models,
     demo_video,
 ):
