@@ -171,11 +171,13 @@ class TritonModels:
         min_confidence: float = 0.0,
         max_detections: int = 100,
         deadline_s: float | None = None,
+        model: str = "",
     ) -> DetectedBoxes:
-        """Boxes of the named classes in an encoded image, most confident first."""
+        """Boxes of the named classes in an encoded image, most confident first. `model`: the
+        detector to ask (empty: `names.detector`), florence2 or one with its inputs and outputs."""
         names = np.array([name.encode("utf-8") for name in class_names], dtype=np.object_)
         result = await self._infer(
-            self.names.detector,
+            model or self.names.detector,
             [
                 _bytes_input("IMAGE", image),
                 _array_input("CLASS_NAMES", names, "BYTES"),

@@ -36,7 +36,9 @@ Errors.
   FRAME_OUT_OF_ORDER (servers/frame_tracking.py).
 - The stream itself fails only for what every later image depends on: a bad config
   (INVALID_ARGUMENT naming the `config.` field), a message with neither config nor item
-  (INVALID_ARGUMENT naming `payload`). The server stops
+  (INVALID_ARGUMENT naming `payload`), a chosen detector that Triton does not serve, is not
+  ready or cannot detect the config's classes (NOT_FOUND, FAILED_PRECONDITION or
+  INVALID_ARGUMENT: servers/detector_choice.py). The server stops
   reading, answers every image it had read, then ends the stream with that status.
 - Cancellation and deadlines: when the client cancels or its deadline passes, gRPC cancels
   the handler and every image task of the stream is cancelled with it, their Triton and
@@ -61,6 +63,7 @@ from agentic_labeling.servers.auto_label_requests import (
     check_client_id,
     check_config,
 )
+from agentic_labeling.servers.detector_choice import require_detector
 from agentic_labeling.servers.error_status import status_message
 from agentic_labeling.servers.frame_tracking import FrameTurn, StreamTracking
 from agentic_labeling.servers.labeling_pipeline import Deadline, LabelingPipeline, VideoSources
@@ -134,10 +137,25 @@ class AutoLabelStream:
                     break
                 if not self._accept(request, received=time.perf_counter()):
                     break
+                if request.HasField("config") and not await self._detector_ready():
+                    break
             if self._tasks:
                 await asyncio.wait(set(self._tasks))
         finally:
             self._answers.put_nowait(None)
+
+    async def _detector_ready(self) -> bool:
+        """Whether the config's detector can label its classes (servers/detector_choice.py),
+        asked before any image after the config is read; False fails the stream."""
+        config = self._config
+        if config is None:  # not reached: a config was just accepted
+            return True
+        try:
+            await require_detector(self._settings.triton_url, config.detector, config.class_names)
+        except DomainError as exc:
+            self._failure = exc
+            return False
+        return True
 
     def _accept(self, request: labeling_pb2.AutoLabelRequest, *, received: float) -> bool:
         """Act on one message; False when the stream must stop reading (it failed)."""

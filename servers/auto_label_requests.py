@@ -17,6 +17,7 @@ from google.protobuf import duration_pb2
 
 from agentic_labeling.errors import FieldViolation, InvalidArgument
 from agentic_labeling.registry.values.input_checks import check_text
+from agentic_labeling.servers.detector_choice import DEFAULT_DETECTOR, checked_detector
 
 # The same class-name, fraction and image rules as Detect, Segment and Embed.
 from agentic_labeling.servers.labeling_requests import (
@@ -55,6 +56,7 @@ class LabelingConfig:
     skip_embeddings: bool
     skip_registered: bool
     track_objects: bool = False
+    detector: str = DEFAULT_DETECTOR  # the Triton model that detects
 
     @property
     def fingerprint(self) -> str:
@@ -70,6 +72,8 @@ class LabelingConfig:
         ]
         if self.track_objects:  # appended only when set: untracked request_ids stay as they were
             facts.append("track_objects")
+        if self.detector != DEFAULT_DETECTOR:  # likewise: florence2's request_ids stay
+            facts.append(f"detector:{self.detector}")
         return hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:32]
 
 
@@ -130,6 +134,7 @@ def check_config(config: labeling_pb2.AutoLabelConfig, settings: Settings) -> La
         skip_embeddings=config.skip_embeddings,
         skip_registered=config.skip_registered,
         track_objects=config.track_objects,
+        detector=checked_detector(config.detector),
     )
 
 

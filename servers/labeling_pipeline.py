@@ -409,6 +409,7 @@ class LabelingPipeline:
                 min_confidence=config.min_confidence,
                 max_detections=config.max_objects_per_image,
                 deadline_s=remaining(),
+                model=config.detector,
             )
         boxes, usable = _usable(found, len(config.class_names))
         kept = usable[
@@ -455,7 +456,7 @@ class LabelingPipeline:
             source,
             place.frame_index,
             config.class_names,
-            self._models.names.detector,
+            config.detector,
         )
         try:
             reply = await self._registry.batch_create_objects(

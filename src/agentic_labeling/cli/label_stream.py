@@ -64,6 +64,7 @@ class StreamOptions:
     max_message_bytes: int = 64 * 1024 * 1024
     sampling: Sampling = field(default_factory=Sampling)  # of video frames
     track_objects: bool = False  # link each video's objects into tracks
+    detector: str = ""  # the Triton model that detects; empty: the orchestrator's default
 
     def config(self) -> labeling_pb2.AutoLabelConfig:
         config = labeling_pb2.AutoLabelConfig(
@@ -72,6 +73,7 @@ class StreamOptions:
             skip_masks=self.skip_masks,
             skip_embeddings=self.skip_embeddings,
             track_objects=self.track_objects,
+            detector=self.detector,
             # Re-running the same command after an interruption finishes the job; with
             # reprocess, registered images are labelled again (their matches merge).
             skip_registered=not self.reprocess,

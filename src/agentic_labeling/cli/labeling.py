@@ -39,6 +39,7 @@ Examples:
   alabel label clip.mp4 --classes person --fps 2
   alabel label ./recordings --classes forklift --every 10 --track
   alabel label clip.mp4 --classes person --keyframes
+  alabel label ./more-photos --classes person,car --detector yolo
 
 \b
 Exit status: 0 every image labelled or already registered; 1 at least one image failed, or
@@ -136,6 +137,15 @@ decoded, a bad sampling option); 130 interrupted.""",
     help="Videos: follow objects across frames (motion, overlap and DINOv2 appearance) and"
     " group them into tracks (`alabel tracks`).",
 )
+@click.option(
+    "--detector",
+    default="",
+    metavar="NAME",
+    help="The Triton model that detects: a trained student served beside Florence-2 (say"
+    " yolo, from `alabel runs export`). It detects only the classes it was trained on: another"
+    " class, or a model Triton does not serve, stops the run before any image is labelled."
+    "  [default: florence2]",
+)
 @json_option
 def label(
     paths: tuple[Path, ...],
@@ -151,6 +161,7 @@ def label(
     fps: float | None,
     keyframes: bool,
     track: bool,
+    detector: str,
     as_json: bool,
 ) -> None:
     """Detect, segment, embed and register objects in images and videos.
@@ -207,6 +218,7 @@ def label(
         max_message_bytes=settings.max_message_bytes,
         sampling=sampling,
         track_objects=track,
+        detector=detector,
     )
     report: Report
     if as_json:

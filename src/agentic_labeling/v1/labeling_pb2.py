@@ -29,7 +29,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"agentic_labeling/v1/labeling.proto\x12\x13\x61gentic_labeling.v1\x1a agentic_labeling/v1/common.proto\x1a\"agentic_labeling/v1/registry.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x17google/rpc/status.proto\"\xa1\x02\n\x0f\x41utoLabelConfig\x12\x19\n\x0b\x63lass_names\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0emin_confidence\x18\x02 \x01(\x02\x42\x02\x18\x01\x12\x1f\n\x17\x64uplicate_iou_threshold\x18\x03 \x01(\x02\x12\x1d\n\x15max_objects_per_image\x18\x04 \x01(\x05\x12\x12\n\nskip_masks\x18\x05 \x01(\x08\x12\x17\n\x0fskip_embeddings\x18\x06 \x01(\x08\x12\x15\n\rtrack_objects\x18\x07 \x01(\x08\x12\x17\n\x0fskip_registered\x18\x08 \x01(\x08\x12!\n\x14\x63onfidence_threshold\x18\t \x01(\x02H\x00\x88\x01\x01\x42\x17\n\x15_confidence_threshold\"\xb1\x01\n\rFramePosition\x12\x17\n\tvideo_key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x0b\x66rame_index\x18\x02 \x01(\x03\x12,\n\ttimestamp\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0bvideo_width\x18\x04 \x01(\x05\x12\x14\n\x0cvideo_height\x18\x05 \x01(\x05\x12\x19\n\x11video_frame_count\x18\x06 \x01(\x03\"\xa2\x01\n\rAutoLabelItem\x12\x17\n\tclient_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x05image\x18\x02 \x01(\x0b\x32\x1a.agentic_labeling.v1.ImageB\x04\xe2\x41\x01\x02\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x31\n\x05\x66rame\x18\x04 \x01(\x0b\x32\".agentic_labeling.v1.FramePosition\"\x89\x01\n\x10\x41utoLabelRequest\x12\x36\n\x06\x63onfig\x18\x01 \x01(\x0b\x32$.agentic_labeling.v1.AutoLabelConfigH\x00\x12\x32\n\x04item\x18\x02 \x01(\x0b\x32\".agentic_labeling.v1.AutoLabelItemH\x00\x42\t\n\x07payload\"\x91\x02\n\x0cStageTimings\x12)\n\x06\x64\x65\x63ode\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12)\n\x06\x64\x65tect\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x07segment\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12(\n\x05\x65mbed\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\x08register\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12(\n\x05total\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x8c\x02\n\x11\x41utoLabelResponse\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0b\x32\x12.google.rpc.Status\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x13\n\x0b\x66rame_index\x18\x04 \x01(\x03\x12\x33\n\x07objects\x18\x05 \x03(\x0b\x32\".agentic_labeling.v1.LabeledObject\x12\x1a\n\x12\x61lready_registered\x18\x06 \x01(\x08\x12\x32\n\x07timings\x18\x07 \x01(\x0b\x32!.agentic_labeling.v1.StageTimings\x12\x16\n\x0emerged_objects\x18\x08 \x03(\t\"\xcb\x01\n\rDetectRequest\x12/\n\x05image\x18\x01 \x01(\x0b\x32\x1a.agentic_labeling.v1.ImageB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x63lass_names\x18\x02 \x03(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0emin_confidence\x18\x03 \x01(\x02\x42\x02\x18\x01\x12\x16\n\x0emax_detections\x18\x04 \x01(\x05\x12!\n\x14\x63onfidence_threshold\x18\x05 \x01(\x02H\x00\x88\x01\x01\x42\x17\n\x15_confidence_threshold\"c\n\tDetection\x12.\n\x04\x62\x62ox\x18\x01 \x01(\x0b\x32 .agentic_labeling.v1.BoundingBox\x12\x12\n\nclass_name\x18\x02 \x01(\t\x12\x12\n\nconfidence\x18\x03 \x01(\x02\"~\n\x0e\x44\x65tectResponse\x12\x32\n\ndetections\x18\x01 \x03(\x0b\x32\x1e.agentic_labeling.v1.Detection\x12\x13\n\x0bimage_width\x18\x02 \x01(\x05\x12\x14\n\x0cimage_height\x18\x03 \x01(\x05\x12\r\n\x05model\x18\x04 \x01(\t\"x\n\x0eSegmentRequest\x12/\n\x05image\x18\x01 \x01(\x0b\x32\x1a.agentic_labeling.v1.ImageB\x04\xe2\x41\x01\x02\x12\x35\n\x05\x62oxes\x18\x02 \x03(\x0b\x32 .agentic_labeling.v1.BoundingBoxB\x04\xe2\x41\x01\x02\"Q\n\x0fSegmentedObject\x12\'\n\x04mask\x18\x01 \x01(\x0b\x32\x19.agentic_labeling.v1.Mask\x12\x15\n\rpredicted_iou\x18\x02 \x01(\x02\"U\n\x0fSegmentResponse\x12\x33\n\x05masks\x18\x01 \x03(\x0b\x32$.agentic_labeling.v1.SegmentedObject\x12\r\n\x05model\x18\x02 \x01(\t\"\x9a\x01\n\x0c\x45mbedRequest\x12/\n\x05image\x18\x01 \x01(\x0b\x32\x1a.agentic_labeling.v1.ImageB\x04\xe2\x41\x01\x02\x12/\n\x05\x62oxes\x18\x02 \x03(\x0b\x32 .agentic_labeling.v1.BoundingBox\x12(\n\x05masks\x18\x03 \x03(\x0b\x32\x19.agentic_labeling.v1.Mask\"e\n\rEmbedResponse\x12\x32\n\nembeddings\x18\x01 \x03(\x0b\x32\x1e.agentic_labeling.v1.Embedding\x12\x11\n\tdimension\x18\x02 \x01(\x05\x12\r\n\x05model\x18\x03 \x01(\t\"\x16\n\x14GetMeshStatusRequest\"}\n\x0bModelStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\r\n\x05ready\x18\x03 \x01(\x08\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x17\n\x0finference_count\x18\x05 \x01(\x03\x12\x17\n\x0f\x65xecution_count\x18\x06 \x01(\x03\"W\n\x0f\x43omponentStatus\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x11\n\treachable\x18\x02 \x01(\x08\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xce\x02\n\nMeshStatus\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x34\n\x06triton\x18\x02 \x01(\x0b\x32$.agentic_labeling.v1.ComponentStatus\x12\x30\n\x06models\x18\x03 \x03(\x0b\x32 .agentic_labeling.v1.ModelStatus\x12\x36\n\x08registry\x18\x04 \x01(\x0b\x32$.agentic_labeling.v1.ComponentStatus\x12\x13\n\x0bwindow_size\x18\x05 \x01(\x05\x12\x18\n\x10images_in_flight\x18\x06 \x01(\x05\x12\x16\n\x0erandom_weights\x18\x07 \x01(\x08\x12\"\n\x1aserved_embedding_dimension\x18\x08 \x01(\x05\x12$\n\x1cregistry_embedding_dimension\x18\t \x01(\x05\x32\xc7\x03\n\x0fLabelingService\x12^\n\tAutoLabel\x12%.agentic_labeling.v1.AutoLabelRequest\x1a&.agentic_labeling.v1.AutoLabelResponse(\x01\x30\x01\x12Q\n\x06\x44\x65tect\x12\".agentic_labeling.v1.DetectRequest\x1a#.agentic_labeling.v1.DetectResponse\x12T\n\x07Segment\x12#.agentic_labeling.v1.SegmentRequest\x1a$.agentic_labeling.v1.SegmentResponse\x12N\n\x05\x45mbed\x12!.agentic_labeling.v1.EmbedRequest\x1a\".agentic_labeling.v1.EmbedResponse\x12[\n\rGetMeshStatus\x12).agentic_labeling.v1.GetMeshStatusRequest\x1a\x1f.agentic_labeling.v1.MeshStatusB~\n\x17\x63om.agentic_labeling.v1B\rLabelingProtoP\x01Z=agentic-labeling/gen/go/agentic_labeling/v1;agenticlabelingv1\xaa\x02\x12\x41genticLabeling.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"agentic_labeling/v1/labeling.proto\x12\x13\x61gentic_labeling.v1\x1a agentic_labeling/v1/common.proto\x1a\"agentic_labeling/v1/registry.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x17google/rpc/status.proto\"\xb3\x02\n\x0f\x41utoLabelConfig\x12\x19\n\x0b\x63lass_names\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0emin_confidence\x18\x02 \x01(\x02\x42\x02\x18\x01\x12\x1f\n\x17\x64uplicate_iou_threshold\x18\x03 \x01(\x02\x12\x1d\n\x15max_objects_per_image\x18\x04 \x01(\x05\x12\x12\n\nskip_masks\x18\x05 \x01(\x08\x12\x17\n\x0fskip_embeddings\x18\x06 \x01(\x08\x12\x15\n\rtrack_objects\x18\x07 \x01(\x08\x12\x17\n\x0fskip_registered\x18\x08 \x01(\x08\x12!\n\x14\x63onfidence_threshold\x18\t \x01(\x02H\x00\x88\x01\x01\x12\x10\n\x08\x64\x65tector\x18\n \x01(\tB\x17\n\x15_confidence_threshold\"\xb1\x01\n\rFramePosition\x12\x17\n\tvideo_key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x0b\x66rame_index\x18\x02 \x01(\x03\x12,\n\ttimestamp\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0bvideo_width\x18\x04 \x01(\x05\x12\x14\n\x0cvideo_height\x18\x05 \x01(\x05\x12\x19\n\x11video_frame_count\x18\x06 \x01(\x03\"\xa2\x01\n\rAutoLabelItem\x12\x17\n\tclient_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x05image\x18\x02 \x01(\x0b\x32\x1a.agentic_labeling.v1.ImageB\x04\xe2\x41\x01\x02\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x31\n\x05\x66rame\x18\x04 \x01(\x0b\x32\".agentic_labeling.v1.FramePosition\"\x89\x01\n\x10\x41utoLabelRequest\x12\x36\n\x06\x63onfig\x18\x01 \x01(\x0b\x32$.agentic_labeling.v1.AutoLabelConfigH\x00\x12\x32\n\x04item\x18\x02 \x01(\x0b\x32\".agentic_labeling.v1.AutoLabelItemH\x00\x42\t\n\x07payload\"\x91\x02\n\x0cStageTimings\x12)\n\x06\x64\x65\x63ode\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12)\n\x06\x64\x65tect\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x07segment\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12(\n\x05\x65mbed\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\x08register\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12(\n\x05total\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x8c\x02\n\x11\x41utoLabelResponse\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0b\x32\x12.google.rpc.Status\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x13\n\x0b\x66rame_index\x18\x04 \x01(\x03\x12\x33\n\x07objects\x18\x05 \x03(\x0b\x32\".agentic_labeling.v1.LabeledObject\x12\x1a\n\x12\x61lready_registered\x18\x06 \x01(\x08\x12\x32\n\x07timings\x18\x07 \x01(\x0b\x32!.agentic_labeling.v1.StageTimings\x12\x16\n\x0emerged_objects\x18\x08 \x03(\t\"\xcb\x01\n\rDetectRequest\x12/\n\x05image\x18\x01 \x01(\x0b\x32\x1a.agentic_labeling.v1.ImageB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x63lass_names\x18\x02 \x03(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0emin_confidence\x18\x03 \x01(\x02\x42\x02\x18\x01\x12\x16\n\x0emax_detections\x18\x04 \x01(\x05\x12!\n\x14\x63onfidence_threshold\x18\x05 \x01(\x02H\x00\x88\x01\x01\x42\x17\n\x15_confidence_threshold\"c\n\tDetection\x12.\n\x04\x62\x62ox\x18\x01 \x01(\x0b\x32 .agentic_labeling.v1.BoundingBox\x12\x12\n\nclass_name\x18\x02 \x01(\t\x12\x12\n\nconfidence\x18\x03 \x01(\x02\"~\n\x0e\x44\x65tectResponse\x12\x32\n\ndetections\x18\x01 \x03(\x0b\x32\x1e.agentic_labeling.v1.Detection\x12\x13\n\x0bimage_width\x18\x02 \x01(\x05\x12\x14\n\x0cimage_height\x18\x03 \x01(\x05\x12\r\n\x05model\x18\x04 \x01(\t\"x\n\x0eSegmentRequest\x12/\n\x05image\x18\x01 \x01(\x0b\x32\x1a.agentic_labeling.v1.ImageB\x04\xe2\x41\x01\x02\x12\x35\n\x05\x62oxes\x18\x02 \x03(\x0b\x32 .agentic_labeling.v1.BoundingBoxB\x04\xe2\x41\x01\x02\"Q\n\x0fSegmentedObject\x12\'\n\x04mask\x18\x01 \x01(\x0b\x32\x19.agentic_labeling.v1.Mask\x12\x15\n\rpredicted_iou\x18\x02 \x01(\x02\"U\n\x0fSegmentResponse\x12\x33\n\x05masks\x18\x01 \x03(\x0b\x32$.agentic_labeling.v1.SegmentedObject\x12\r\n\x05model\x18\x02 \x01(\t\"\x9a\x01\n\x0c\x45mbedRequest\x12/\n\x05image\x18\x01 \x01(\x0b\x32\x1a.agentic_labeling.v1.ImageB\x04\xe2\x41\x01\x02\x12/\n\x05\x62oxes\x18\x02 \x03(\x0b\x32 .agentic_labeling.v1.BoundingBox\x12(\n\x05masks\x18\x03 \x03(\x0b\x32\x19.agentic_labeling.v1.Mask\"e\n\rEmbedResponse\x12\x32\n\nembeddings\x18\x01 \x03(\x0b\x32\x1e.agentic_labeling.v1.Embedding\x12\x11\n\tdimension\x18\x02 \x01(\x05\x12\r\n\x05model\x18\x03 \x01(\t\"\x16\n\x14GetMeshStatusRequest\"}\n\x0bModelStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\r\n\x05ready\x18\x03 \x01(\x08\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x17\n\x0finference_count\x18\x05 \x01(\x03\x12\x17\n\x0f\x65xecution_count\x18\x06 \x01(\x03\"W\n\x0f\x43omponentStatus\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x11\n\treachable\x18\x02 \x01(\x08\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xce\x02\n\nMeshStatus\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x34\n\x06triton\x18\x02 \x01(\x0b\x32$.agentic_labeling.v1.ComponentStatus\x12\x30\n\x06models\x18\x03 \x03(\x0b\x32 .agentic_labeling.v1.ModelStatus\x12\x36\n\x08registry\x18\x04 \x01(\x0b\x32$.agentic_labeling.v1.ComponentStatus\x12\x13\n\x0bwindow_size\x18\x05 \x01(\x05\x12\x18\n\x10images_in_flight\x18\x06 \x01(\x05\x12\x16\n\x0erandom_weights\x18\x07 \x01(\x08\x12\"\n\x1aserved_embedding_dimension\x18\x08 \x01(\x05\x12$\n\x1cregistry_embedding_dimension\x18\t \x01(\x05\x32\xc7\x03\n\x0fLabelingService\x12^\n\tAutoLabel\x12%.agentic_labeling.v1.AutoLabelRequest\x1a&.agentic_labeling.v1.AutoLabelResponse(\x01\x30\x01\x12Q\n\x06\x44\x65tect\x12\".agentic_labeling.v1.DetectRequest\x1a#.agentic_labeling.v1.DetectResponse\x12T\n\x07Segment\x12#.agentic_labeling.v1.SegmentRequest\x1a$.agentic_labeling.v1.SegmentResponse\x12N\n\x05\x45mbed\x12!.agentic_labeling.v1.EmbedRequest\x1a\".agentic_labeling.v1.EmbedResponse\x12[\n\rGetMeshStatus\x12).agentic_labeling.v1.GetMeshStatusRequest\x1a\x1f.agentic_labeling.v1.MeshStatusB~\n\x17\x63om.agentic_labeling.v1B\rLabelingProtoP\x01Z=agentic-labeling/gen/go/agentic_labeling/v1;agenticlabelingv1\xaa\x02\x12\x41genticLabeling.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -60,41 +60,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EMBEDREQUEST'].fields_by_name['image']._loaded_options = None
   _globals['_EMBEDREQUEST'].fields_by_name['image']._serialized_options = b'\342A\001\002'
   _globals['_AUTOLABELCONFIG']._serialized_start=220
-  _globals['_AUTOLABELCONFIG']._serialized_end=509
-  _globals['_FRAMEPOSITION']._serialized_start=512
-  _globals['_FRAMEPOSITION']._serialized_end=689
-  _globals['_AUTOLABELITEM']._serialized_start=692
-  _globals['_AUTOLABELITEM']._serialized_end=854
-  _globals['_AUTOLABELREQUEST']._serialized_start=857
-  _globals['_AUTOLABELREQUEST']._serialized_end=994
-  _globals['_STAGETIMINGS']._serialized_start=997
-  _globals['_STAGETIMINGS']._serialized_end=1270
-  _globals['_AUTOLABELRESPONSE']._serialized_start=1273
-  _globals['_AUTOLABELRESPONSE']._serialized_end=1541
-  _globals['_DETECTREQUEST']._serialized_start=1544
-  _globals['_DETECTREQUEST']._serialized_end=1747
-  _globals['_DETECTION']._serialized_start=1749
-  _globals['_DETECTION']._serialized_end=1848
-  _globals['_DETECTRESPONSE']._serialized_start=1850
-  _globals['_DETECTRESPONSE']._serialized_end=1976
-  _globals['_SEGMENTREQUEST']._serialized_start=1978
-  _globals['_SEGMENTREQUEST']._serialized_end=2098
-  _globals['_SEGMENTEDOBJECT']._serialized_start=2100
-  _globals['_SEGMENTEDOBJECT']._serialized_end=2181
-  _globals['_SEGMENTRESPONSE']._serialized_start=2183
-  _globals['_SEGMENTRESPONSE']._serialized_end=2268
-  _globals['_EMBEDREQUEST']._serialized_start=2271
-  _globals['_EMBEDREQUEST']._serialized_end=2425
-  _globals['_EMBEDRESPONSE']._serialized_start=2427
-  _globals['_EMBEDRESPONSE']._serialized_end=2528
-  _globals['_GETMESHSTATUSREQUEST']._serialized_start=2530
-  _globals['_GETMESHSTATUSREQUEST']._serialized_end=2552
-  _globals['_MODELSTATUS']._serialized_start=2554
-  _globals['_MODELSTATUS']._serialized_end=2679
-  _globals['_COMPONENTSTATUS']._serialized_start=2681
-  _globals['_COMPONENTSTATUS']._serialized_end=2768
-  _globals['_MESHSTATUS']._serialized_start=2771
-  _globals['_MESHSTATUS']._serialized_end=3105
-  _globals['_LABELINGSERVICE']._serialized_start=3108
-  _globals['_LABELINGSERVICE']._serialized_end=3563
+  _globals['_AUTOLABELCONFIG']._serialized_end=527
+  _globals['_FRAMEPOSITION']._serialized_start=530
+  _globals['_FRAMEPOSITION']._serialized_end=707
+  _globals['_AUTOLABELITEM']._serialized_start=710
+  _globals['_AUTOLABELITEM']._serialized_end=872
+  _globals['_AUTOLABELREQUEST']._serialized_start=875
+  _globals['_AUTOLABELREQUEST']._serialized_end=1012
+  _globals['_STAGETIMINGS']._serialized_start=1015
+  _globals['_STAGETIMINGS']._serialized_end=1288
+  _globals['_AUTOLABELRESPONSE']._serialized_start=1291
+  _globals['_AUTOLABELRESPONSE']._serialized_end=1559
+  _globals['_DETECTREQUEST']._serialized_start=1562
+  _globals['_DETECTREQUEST']._serialized_end=1765
+  _globals['_DETECTION']._serialized_start=1767
+  _globals['_DETECTION']._serialized_end=1866
+  _globals['_DETECTRESPONSE']._serialized_start=1868
+  _globals['_DETECTRESPONSE']._serialized_end=1994
+  _globals['_SEGMENTREQUEST']._serialized_start=1996
+  _globals['_SEGMENTREQUEST']._serialized_end=2116
+  _globals['_SEGMENTEDOBJECT']._serialized_start=2118
+  _globals['_SEGMENTEDOBJECT']._serialized_end=2199
+  _globals['_SEGMENTRESPONSE']._serialized_start=2201
+  _globals['_SEGMENTRESPONSE']._serialized_end=2286
+  _globals['_EMBEDREQUEST']._serialized_start=2289
+  _globals['_EMBEDREQUEST']._serialized_end=2443
+  _globals['_EMBEDRESPONSE']._serialized_start=2445
+  _globals['_EMBEDRESPONSE']._serialized_end=2546
+  _globals['_GETMESHSTATUSREQUEST']._serialized_start=2548
+  _globals['_GETMESHSTATUSREQUEST']._serialized_end=2570
+  _globals['_MODELSTATUS']._serialized_start=2572
+  _globals['_MODELSTATUS']._serialized_end=2697
+  _globals['_COMPONENTSTATUS']._serialized_start=2699
+  _globals['_COMPONENTSTATUS']._serialized_end=2786
+  _globals['_MESHSTATUS']._serialized_start=2789
+  _globals['_MESHSTATUS']._serialized_end=3123
+  _globals['_LABELINGSERVICE']._serialized_start=3126
+  _globals['_LABELINGSERVICE']._serialized_end=3581
 # @@protoc_insertion_point(module_scope)

@@ -14,7 +14,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AutoLabelConfig(_message.Message):
-    __slots__ = ("class_names", "min_confidence", "duplicate_iou_threshold", "max_objects_per_image", "skip_masks", "skip_embeddings", "track_objects", "skip_registered", "confidence_threshold")
+    __slots__ = ("class_names", "min_confidence", "duplicate_iou_threshold", "max_objects_per_image", "skip_masks", "skip_embeddings", "track_objects", "skip_registered", "confidence_threshold", "detector")
     CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
     MIN_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_IOU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
@@ -24,6 +24,7 @@ class AutoLabelConfig(_message.Message):
     TRACK_OBJECTS_FIELD_NUMBER: _ClassVar[int]
     SKIP_REGISTERED_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    DETECTOR_FIELD_NUMBER: _ClassVar[int]
     class_names: _containers.RepeatedScalarFieldContainer[str]
     min_confidence: float
     duplicate_iou_threshold: float
@@ -33,7 +34,8 @@ class AutoLabelConfig(_message.Message):
     track_objects: bool
     skip_registered: bool
     confidence_threshold: float
-    def __init__(self, class_names: _Optional[_Iterable[str]] = ..., min_confidence: _Optional[float] = ..., duplicate_iou_threshold: _Optional[float] = ..., max_objects_per_image: _Optional[int] = ..., skip_masks: _Optional[bool] = ..., skip_embeddings: _Optional[bool] = ..., track_objects: _Optional[bool] = ..., skip_registered: _Optional[bool] = ..., confidence_threshold: _Optional[float] = ...) -> None: ...
+    detector: str
+    def __init__(self, class_names: _Optional[_Iterable[str]] = ..., min_confidence: _Optional[float] = ..., duplicate_iou_threshold: _Optional[float] = ..., max_objects_per_image: _Optional[int] = ..., skip_masks: _Optional[bool] = ..., skip_embeddings: _Optional[bool] = ..., track_objects: _Optional[bool] = ..., skip_registered: _Optional[bool] = ..., confidence_threshold: _Optional[float] = ..., detector: _Optional[str] = ...) -> None: ...
 
 class FramePosition(_message.Message):
     __slots__ = ("video_key", "frame_index", "timestamp", "video_width", "video_height", "video_frame_count")
