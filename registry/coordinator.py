@@ -49,6 +49,12 @@ from agentic_labeling.registry.datasets.dataset_export import (
     check_exportable,
     export_dataset,
 )
+from agentic_labeling.registry.datasets.evaluation_sets import (
+    EvaluationImage,
+    EvaluationSet,
+    auto_label_predictions,
+    read_evaluation_set,
+)
 from agentic_labeling.registry.datasets.export_target import (
     find_staging,
     resolve_target,
@@ -126,9 +132,12 @@ from agentic_labeling.registry.vectors.vector_store import (
     VectorStore,
 )
 from agentic_labeling.settings import Settings
+from agentic_labeling.training.evaluation import ScoredBox
 
 __all__ = [
     "EncodedMask",
+    "EvaluationImage",
+    "EvaluationSet",
     "ExportFormat",
     "ExportSummary",
     "ImageTransfer",
@@ -141,6 +150,7 @@ __all__ = [
     "Registry",
     "ReviewCandidates",
     "ReviewImage",
+    "ScoredBox",
     "SimilarObject",
     "StoredMask",
     "StoredOperation",
@@ -836,6 +846,21 @@ class Registry:
         return await import_label_set(
             self, label_sets, validated_by=validated_by, request_id=request_id, progress=progress
         )
+
+    async def evaluation_images(self, dataset_id: UUID, split: str) -> EvaluationSet:
+        """A built dataset's split as evaluation scores it: its images with validated objects
+        (files and sizes), those objects as ground truth, the class names (see
+        evaluation_sets.py)."""
+        return await read_evaluation_set(
+            self.repository.datasets, self.database, self.images, dataset_id, split
+        )
+
+    async def auto_label_predictions(
+        self, evaluation: EvaluationSet, detection_model: str
+    ) -> list[ScoredBox]:
+        """What `detection_model` itself produced on the evaluation set's images, before any
+        review changed it (see evaluation_sets.py)."""
+        return await auto_label_predictions(self.database, evaluation, detection_model)
 
     # --- training runs and evaluations ---------------------------------------------------------
 

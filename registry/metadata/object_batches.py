@@ -102,6 +102,13 @@ _COPY_COLUMNS = (
     "validate_time",
     "track_id",
     "attributes",
+    # The model's own output, kept apart from later reviews (migration 0006).
+    "model_category_id",
+    "model_x",
+    "model_y",
+    "model_width",
+    "model_height",
+    "model_confidence",
 )
 _COPY = "COPY objects ({}) FROM STDIN (FORMAT BINARY)".format(", ".join(_COPY_COLUMNS))
 # Binary COPY sends each field in its column type's binary format. psycopg has no dumper for
@@ -128,6 +135,12 @@ _COPY_TYPES = [
     "timestamptz",
     "uuid",
     "jsonb",
+    "uuid",
+    "float8",
+    "float8",
+    "float8",
+    "float8",
+    "float8",
 ]
 _VECTOR_HEADER = struct.Struct(">HH")
 
@@ -413,7 +426,17 @@ def _copy_row(item: _Item, now: datetime) -> tuple[object, ...]:
         now if validated else None,
         new.track_id,
         Jsonb(item.attributes),
+        *_model_output(item, validated),
     )
+
+
+def _model_output(item: _Item, validated: bool) -> tuple[object, ...]:
+    """The model_* columns: the object as its model produced it; none for an object created
+    validated (imported or drawn by a person), which is ground truth only."""
+    if validated:
+        return (None,) * 6
+    box = item.bbox
+    return (item.category_id, box.x, box.y, box.width, box.height, float(item.new.confidence))
 
 
 def _area(item: _Item) -> float:

@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 from agentic_labeling.errors import FailedPrecondition, InvalidArgument
 from agentic_labeling.registry.database import Connection, Database
 from agentic_labeling.registry.metadata.categories import lock_categories, resolve_category_names
+from agentic_labeling.registry.metadata.model_outputs import keep_deleted_model_output
 from agentic_labeling.registry.metadata.object_batches import BatchLimits, create_batch
 from agentic_labeling.registry.metadata.object_rows import (
     OBJECT_COLUMNS,
@@ -330,9 +331,12 @@ class ObjectStore:
 
     async def delete(self, object_id: UUID) -> DeletedObject:
         """Delete the object; its vector delete is in the outbox, its mask file is the
-        caller's to remove (`had_mask`)."""
+        caller's to remove (`had_mask`). Its model output, if it has one, is kept
+        (`model_outputs`): a reviewer deleting a wrong auto-label still counts against the
+        model."""
 
         async def work(conn: Connection) -> DeletedObject:
+            await keep_deleted_model_output(conn, object_id)  # nothing when there is no object
             cursor = await conn.execute(
                 "DELETE FROM objects WHERE id = %s RETURNING has_embedding, has_mask, track_id",
                 (object_id,),
