@@ -12,4 +12,5 @@ mask_polygons.py   masks as polygons and back, for YOLO segmentation labels
 label_import.py    COCO and YOLO label sets read into label images, bad input refused
 ground_truth.py    an imported label set registered as validated objects
 job_progress.py    what a slow job (export, import) needs: progress, and when to stop
+evaluation_sets.py what a model is scored on: a split's validated objects, a model's outputs
 """
