@@ -7,7 +7,10 @@ trainings stop after their first epoch.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +34,20 @@ from agentic_labeling.training.yolo_jobs import (
 
 pytestmark = pytest.mark.slow
 SIZE = 64
+# Runs the training subprocess with an audit hook that reports, on stderr, every name lookup,
+# internet connection, URL request and pip run: what a download or an online check needs.
+AUDITED_CHILD = """
+import runpy, sys
+def report(event, args):
+    network = event in ("socket.getaddrinfo", "socket.gethostbyname", "urllib.Request")
+    network |= event == "socket.connect" and isinstance(args[1], tuple)
+    network |= event == "subprocess.Popen" and "pip" in repr(args)
+    if network:
+        sys.__stderr__.write(f"NETWORK {event} {args!r}\\n")
+sys.addaudithook(report)
+sys.argv = ["yolo_process", "train"]
+runpy.run_module("agentic_labeling.training.yolo_process", run_name="__main__")
+"""
 
 
 def write_square_dataset(root: Path, count: int = 8) -> Path:
@@ -206,6 +223,31 @@ async def test_cancelling_the_awaiting_task_kills_the_training_process(
         await task
     assert children, "the training ran in a child process"
     assert not any(alive(pid) for pid in children)
+
+
+def test_a_training_neither_resolves_names_nor_connects_nor_installs(
+    data_yaml: Path, tmp_path: Path
+) -> None:
+    request = {
+        "data_yaml": str(data_yaml),
+        "model": "yolo11n.yaml",
+        "epochs": 1,
+        "image_size": SIZE,
+        "batch": 4,
+        "device": "cpu",
+        "work_dir": str(tmp_path),
+    }
+    child = subprocess.run(
+        [sys.executable, "-c", AUDITED_CHILD],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert json.loads(child.stdout.splitlines()[-1])["event"] == "done"
+    assert [line for line in child.stderr.splitlines() if line.startswith("NETWORK")] == []
 
 
 async def test_a_corrupt_data_yaml_fails_with_a_message_naming_it(tmp_path: Path) -> None:

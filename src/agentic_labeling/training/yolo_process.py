@@ -101,6 +101,13 @@ def _prepare(work_dir: Path) -> Any:
     return YOLO
 
 
+def _amp_without_download(model: Any) -> bool:
+    """Stands in for ultralytics' `check_amp`, which downloads yolo26n.pt to compare FP32 and
+    AMP outputs on a GPU. Offline it would retry the download and then say True anyway: AMP
+    on CUDA, never on the CPU (what `check_amp` answers there too)."""
+    return bool(next(model.parameters()).device.type == "cuda")
+
+
 def _metric_name(key: str) -> str:
     """ultralytics' "metrics/mAP50-95(B)" -> "mAP50-95", "(M)" -> "mask_..."; MLflow refuses
     parentheses in names, and the box metrics are the ones every run has."""
@@ -141,6 +148,9 @@ def train(request: Mapping[str, Any], emit: Callable[[dict[str, Any]], None]) ->
     work_dir.mkdir(parents=True, exist_ok=True)
     cancel_file = work_dir / CANCEL_FILE
     yolo = _prepare(work_dir)
+    from ultralytics.engine import trainer as trainer_module
+
+    trainer_module.check_amp = _amp_without_download  # type: ignore[attr-defined]
     model = yolo(request["model"])
     state = {"epochs": 0, "final": False}
 
@@ -177,7 +187,6 @@ def train(request: Mapping[str, Any], emit: Callable[[dict[str, Any]], None]) ->
             exist_ok=True,
             workers=0,  # no dataloader processes: a few cores are shared by the whole mesh
             plots=True,  # confusion matrix and PR curves, with the local fonts
-            amp=str(request["device"]) != "cpu",
             verbose=False,
         )
     except _Cancelled as cancelled:
