@@ -64,6 +64,16 @@ def test_a_shifted_box_keeps_ap50_and_scores_the_thresholds_its_iou_reaches() ->
     assert result.per_class[0].ap50_95 == pytest.approx(4 / 10)
 
 
+def test_an_iou_exactly_on_a_threshold_counts_as_a_match_there() -> None:
+    truth = [_box(1, "cat", 0, 0)]
+    shifted = [_box(1, "cat", 25, 0, 0.8)]  # overlap 75 x 100, union 125 x 100: IoU 0.6
+    assert box_iou(truth[0], shifted[0]) == 0.6
+    result = evaluate_boxes(truth, shifted, images=IMAGES, class_names=["cat"], iou_threshold=0.6)
+    # 0.50, 0.55 and 0.60 are reached (IoU >= threshold, as COCO matches).
+    assert result.map50_95 == pytest.approx(3 / 10)
+    assert result.per_class[0].recall == 1.0
+
+
 def test_a_confused_class_lands_in_its_confusion_cell() -> None:
     predictions = [_box(1, "cat", 10, 10, 0.9), _box(1, "cat", 300, 10, 0.8)]  # 2nd is a dog
     result = evaluate_boxes(TRUTH[:2], predictions, images=IMAGES, class_names=CLASSES)
