@@ -18,6 +18,9 @@ same seed, size and shapes per image as the models_gpu tables) and the same work
    source is created with the image's bytes, the models run on Triton, duplicates are
    suppressed, and its objects (box, mask, embedding) are registered in one
    BatchCreateObjects.
+   With `--triton-shared-memory on,off`, both settings of the orchestrator's
+   `triton_shared_memory` run side by side at each K (`orchestrator_shm_K` is the one with it
+   on: the images reach Triton through /dev/shm instead of inside the gRPC messages).
 
 The orchestrator's `max_objects_per_image` is `--max-detections`, the detector's budget, as
 in Triton-only. Its duplicate suppression (IoU above 0.9, same class) may keep fewer objects
@@ -149,6 +152,7 @@ class VariantResult:
     registry_images_stored: int | None = None  # images found in the registry's image store
     server_stage_ms_mean: dict[str, float] = field(default_factory=dict)
     server_exit_status: dict[str, int] = field(default_factory=dict)
+    triton_shared_memory: bool | None = None  # the orchestrator's setting
 
 
 def _variant(
@@ -201,7 +205,12 @@ class Mesh:
 
 @contextlib.contextmanager
 def running_mesh(
-    triton_address: str, run_dir: Path, in_flight: int, embedding_dimension: int
+    triton_address: str,
+    run_dir: Path,
+    in_flight: int,
+    embedding_dimension: int,
+    *,
+    shared_memory: bool = False,
 ) -> Iterator[Mesh]:
     """Start a registry and an orchestrator on loopback; stop both, and remove the registry's
     data, on the way out (on error too)."""
@@ -234,6 +243,8 @@ def running_mesh(
                     registry.address,
                     "--labeling-window",
                     str(in_flight),
+                    "--triton-shared-memory",
+                    "on" if shared_memory else "off",
                     "--shutdown-grace-s",
                     "5",
                 ],
@@ -455,10 +466,14 @@ def measure_orchestrator(
     workload: Workload,
     in_flight: int,
     embedding_dimension: int,
+    *,
+    shared_memory: bool = False,
 ) -> VariantResult:
     """AutoLabel with `in_flight` images in flight through a fresh mesh, checked against the
     registry."""
-    with running_mesh(triton_address, run_dir, in_flight, embedding_dimension) as mesh:
+    with running_mesh(
+        triton_address, run_dir, in_flight, embedding_dimension, shared_memory=shared_memory
+    ) as mesh:
         address = mesh.orchestrator.address
         warmup_names: set[str] = set()
         if warmup_images:
@@ -482,9 +497,9 @@ def measure_orchestrator(
             file=sys.stderr,
         )
     return _variant(
-        f"orchestrator_{in_flight}",
+        f"orchestrator_shm_{in_flight}" if shared_memory else f"orchestrator_{in_flight}",
         "orchestrator",
-        f"orchestrator + registry, {in_flight} in flight",
+        f"{_path_name('orchestrator', shared_memory)}, {in_flight} in flight",
         in_flight,
         run.seconds,
         run.latencies_s,
@@ -495,6 +510,7 @@ def measure_orchestrator(
         registry_images_stored=kept,
         server_stage_ms_mean=_stage_means(run.responses),
         server_exit_status=dict(mesh.exit_status),
+        triton_shared_memory=shared_memory,
     )
 
 
@@ -531,29 +547,39 @@ def measure(
                     handle.address, handle.pid, images, warmup_images, workload, in_flight
                 )
             )
-            meshed = measure_orchestrator(
-                handle.address,
-                handle.pid,
-                work_dir / f"mesh-{in_flight}",
-                images,
-                warmup_images,
-                workload,
-                in_flight,
-                embedding_dimension,
-            )
-            meshed.over_triton_only = meshed.images_per_s / served.images_per_s
-            results += [served, meshed]
-            print(
-                f"autolabel_mesh: {in_flight} in flight: Triton only {served.images_per_s:.1f}"
-                f" images/s, orchestrator + registry {meshed.images_per_s:.1f} images/s",
-                file=sys.stderr,
-            )
+            results.append(served)
+            for shared in args.triton_shared_memory:
+                meshed = measure_orchestrator(
+                    handle.address,
+                    handle.pid,
+                    work_dir / f"mesh-{in_flight}{'-shm' if shared else ''}",
+                    images,
+                    warmup_images,
+                    workload,
+                    in_flight,
+                    embedding_dimension,
+                    shared_memory=shared,
+                )
+                meshed.over_triton_only = meshed.images_per_s / served.images_per_s
+                results.append(meshed)
+                print(
+                    f"autolabel_mesh: {in_flight} in flight: Triton only"
+                    f" {served.images_per_s:.1f} images/s, {_path_name('orchestrator', shared)}"
+                    f" {meshed.images_per_s:.1f} images/s",
+                    file=sys.stderr,
+                )
     finally:
         handle.stop()
     return results
 
 
 # --- the report -------------------------------------------------------------------------------
+
+
+def _path_name(kind: Kind, shared_memory: bool | None) -> str:
+    if kind == "triton_only":
+        return "Triton only"
+    return "orchestrator + registry" + (", shared memory" if shared_memory else "")
 
 
 def _number(value: float | None, digits: int = 1) -> str:
@@ -598,7 +624,7 @@ def markdown(report: dict[str, Any], results: Sequence[VariantResult]) -> str:
         "|---:|---|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for r in results:
-        path = "Triton only" if r.kind == "triton_only" else "orchestrator + registry"
+        path = _path_name(r.kind, r.triton_shared_memory)
         stored = "-" if r.registry_objects is None else str(r.registry_objects)
         lines.append(
             f"| {r.in_flight} | {path} | {_number(r.images_per_s, 2)}"
@@ -617,7 +643,8 @@ def markdown(report: dict[str, Any], results: Sequence[VariantResult]) -> str:
     ]
     for r in meshed:
         stages = " | ".join(_number(r.server_stage_ms_mean.get(s)) for s in STAGES)
-        lines.append(f"| {r.in_flight} | {stages} | {_number(r.latency_ms_p50)} |")
+        shm = " (shared memory)" if r.triton_shared_memory else ""
+        lines.append(f"| {r.in_flight}{shm} | {stages} | {_number(r.latency_ms_p50)} |")
     cores = report["machine"]["cpu_cores_usable"]
     lines += [
         "",
@@ -628,7 +655,7 @@ def markdown(report: dict[str, Any], results: Sequence[VariantResult]) -> str:
         "|---:|---|" + "---:|" * (len(CPU_GROUPS) + 1),
     ]
     for r in results:
-        path = "Triton only" if r.kind == "triton_only" else "orchestrator + registry"
+        path = _path_name(r.kind, r.triton_shared_memory)
         used = " | ".join(_number(r.cpu_ms_per_image.get(g)) for g in CPU_GROUPS)
         total = sum(r.cpu_ms_per_image.values())
         lines.append(f"| {r.in_flight} | {path} | {used} | {_number(total)} |")
@@ -636,7 +663,8 @@ def markdown(report: dict[str, Any], results: Sequence[VariantResult]) -> str:
         "",
         "Registry check (every orchestrator run, fresh registry): "
         + "; ".join(
-            f"K={r.in_flight}: {r.registry_objects} objects stored = {r.objects} reported,"
+            f"K={r.in_flight}{' (shared memory)' if r.triton_shared_memory else ''}:"
+            f" {r.registry_objects} objects stored = {r.objects} reported,"
             f" {r.registry_images_stored}/{r.images} images in the image store"
             for r in meshed
         )
@@ -688,6 +716,14 @@ def parser() -> argparse.ArgumentParser:
         " orchestrator's labelling window",
     )
     command.add_argument(
+        "--triton-shared-memory",
+        type=_on_off_list,
+        default="off",
+        metavar="on|off|on,off",
+        help="the orchestrator's triton_shared_memory setting(s), by commas: 'on,off' runs"
+        " the orchestrator path with each, side by side at every level",
+    )
+    command.add_argument(
         "--warmup",
         type=int,
         default=8,
@@ -704,6 +740,14 @@ def parser() -> argparse.ArgumentParser:
     )
     command.add_argument("--out", type=Path, help="write the JSON results here")
     return command
+
+
+def _on_off_list(text: str) -> list[bool]:
+    """'on,off' as [True, False]: each value once, in the order given."""
+    values = [value.strip().lower() for value in text.split(",") if value.strip()]
+    if not values or any(v not in ("on", "off") for v in values) or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"expected on, off or both ('on,off'), got {text!r}")
+    return [value == "on" for value in values]
 
 
 def _caveat(device: str, embedder_parameters: int) -> str:
@@ -769,6 +813,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "max_detections": args.max_detections,
             "concurrency": args.concurrency,
             "warmup": args.warmup,
+            "triton_shared_memory": ["on" if v else "off" for v in args.triton_shared_memory],
             "models_dir": str(args.models_dir) if args.models_dir else "tiny, built for the run",
             "embedding_dimension": dimension,
             "dinov2_parameters": parameters,

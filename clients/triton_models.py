@@ -7,12 +7,18 @@ request Triton refused as INVALID_ARGUMENT stays InvalidArgument (the image or b
 DEADLINE_EXCEEDED is DeadlineExceeded, RESOURCE_EXHAUSTED ResourceExhausted; an unreachable
 server, an unloaded model (NOT_FOUND), a crashed stub (INTERNAL) or an error tritonclient
 raised itself, with no code, is Unavailable.
+
+An image goes as its encoded bytes (IMAGE: the model decodes it) or as pixels already decoded
+(PIXELS: upright RGB, as `decode_image` gives them; the model decodes nothing). With
+`shared_memory` and Triton on loopback, that tensor travels through Triton system shared
+memory (clients/triton_shared_memory.py) instead of inside the gRPC message.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import logging
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -25,6 +31,7 @@ from tritonclient.grpc import aio as triton_aio
 from tritonclient.utils import InferenceServerException
 
 from agentic_labeling.channel_options import channel_options
+from agentic_labeling.clients.triton_shared_memory import SharedMemoryPool
 from agentic_labeling.errors import (
     DeadlineExceeded,
     DomainError,
@@ -32,12 +39,18 @@ from agentic_labeling.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from agentic_labeling.local.addresses import is_loopback
 from agentic_labeling.models.mask_codec import pack_masks, unpack_masks
 from agentic_labeling.rpc_status import error_class_for
 
-__all__ = ["DetectedBoxes", "ModelNames", "SegmentedBoxes", "TritonModels"]
+__all__ = ["DetectedBoxes", "ImageInput", "ModelNames", "SegmentedBoxes", "TritonModels"]
+
+logger = logging.getLogger(__name__)
 
 _MiB = 1024 * 1024
+
+ImageInput = bytes | npt.NDArray[np.uint8]
+"""An encoded image file, or its upright RGB pixels (height, width, 3) already decoded."""
 
 
 @dataclass(frozen=True)
@@ -91,11 +104,11 @@ def _domain_error(exc: InferenceServerException, model: str) -> DomainError:
     return Unavailable(message, reason="MODEL_UNAVAILABLE", metadata=metadata)
 
 
-def _bytes_input(name: str, data: bytes) -> InferInput:
-    array = np.frombuffer(data, dtype=np.uint8)[np.newaxis, :]
-    tensor = InferInput(name, list(array.shape), "UINT8")
-    tensor.set_data_from_numpy(array)
-    return tensor
+def _image_tensor(image: ImageInput) -> tuple[str, npt.NDArray[np.uint8]]:
+    """The model input that carries `image`, and its batched tensor."""
+    if isinstance(image, bytes):
+        return "IMAGE", np.frombuffer(image, dtype=np.uint8)[np.newaxis, :]
+    return "PIXELS", np.ascontiguousarray(image, dtype=np.uint8)[np.newaxis, ...]
 
 
 def _array_input(name: str, array: npt.NDArray[Any], datatype: str) -> InferInput:
@@ -124,13 +137,27 @@ class TritonModels:
         names: ModelNames | None = None,
         deadline_s: float = 120.0,
         max_message_bytes: int = 64 * _MiB,
+        shared_memory: bool = False,
+        shared_memory_prefix: str = "",
     ) -> None:
+        """`shared_memory`: send images through Triton system shared memory when `url` is a
+        loopback address (elsewhere Triton cannot map this host's /dev/shm: over the wire,
+        with a warning). `shared_memory_prefix` names the regions (default: unique)."""
         self.url = url
         self.names = names or ModelNames()
         self.deadline_s = deadline_s
         self._client = triton_aio.InferenceServerClient(
             url, channel_args=channel_options(url, max_message_bytes=max_message_bytes)
         )
+        self._shared: SharedMemoryPool | None = None
+        if shared_memory and is_loopback(url):
+            self._shared = SharedMemoryPool(self._client, url, name_prefix=shared_memory_prefix)
+        elif shared_memory:
+            logger.warning(
+                "Triton shared memory needs Triton on this host (a loopback address); "
+                "images go over gRPC",
+                extra={"triton_url": url},
+            )
 
     async def __aenter__(self) -> TritonModels:
         return self
@@ -143,8 +170,36 @@ class TritonModels:
     ) -> None:
         await self.close()
 
+    @property
+    def shared_memory(self) -> SharedMemoryPool | None:
+        """The shared memory regions in use (None: every tensor goes over the wire)."""
+        return self._shared
+
     async def close(self) -> None:
-        await self._client.close()
+        try:
+            if self._shared is not None:
+                await self._shared.close()
+        finally:
+            await self._client.close()
+
+    @contextlib.asynccontextmanager
+    async def _image_input(self, image: ImageInput) -> AsyncIterator[InferInput]:
+        """The image's InferInput for one call: in a shared memory region held until the
+        call has its answer, or in the message itself."""
+        name, array = _image_tensor(image)
+        tensor = InferInput(name, list(array.shape), "UINT8")
+        pool = self._shared
+        region = None if pool is None else await pool.acquire(array.nbytes)
+        if pool is None or region is None:
+            tensor.set_data_from_numpy(array)
+            yield tensor
+            return
+        try:
+            region.write(array)
+            tensor.set_shared_memory(region.name, array.nbytes)
+            yield tensor
+        finally:
+            pool.release(region)
 
     async def _infer(
         self,
@@ -165,7 +220,7 @@ class TritonModels:
 
     async def detect(
         self,
-        image: bytes,
+        image: ImageInput,
         class_names: Sequence[str],
         *,
         min_confidence: float = 0.0,
@@ -176,17 +231,18 @@ class TritonModels:
         """Boxes of the named classes in an encoded image, most confident first. `model`: the
         detector to ask (empty: `names.detector`), florence2 or one with its inputs and outputs."""
         names = np.array([name.encode("utf-8") for name in class_names], dtype=np.object_)
-        result = await self._infer(
-            model or self.names.detector,
-            [
-                _bytes_input("IMAGE", image),
-                _array_input("CLASS_NAMES", names, "BYTES"),
-                _array_input("MIN_CONFIDENCE", np.array([min_confidence], np.float32), "FP32"),
-                _array_input("MAX_DETECTIONS", np.array([max_detections], np.int32), "INT32"),
-            ],
-            ("BOXES", "SCORES", "CLASS_IDS", "IMAGE_SIZE"),
-            deadline_s,
-        )
+        async with self._image_input(image) as image_input:
+            result = await self._infer(
+                model or self.names.detector,
+                [
+                    image_input,
+                    _array_input("CLASS_NAMES", names, "BYTES"),
+                    _array_input("MIN_CONFIDENCE", np.array([min_confidence], np.float32), "FP32"),
+                    _array_input("MAX_DETECTIONS", np.array([max_detections], np.int32), "INT32"),
+                ],
+                ("BOXES", "SCORES", "CLASS_IDS", "IMAGE_SIZE"),
+                deadline_s,
+            )
         width, height = (int(v) for v in result.as_numpy("IMAGE_SIZE")[0])
         return DetectedBoxes(
             boxes=result.as_numpy("BOXES")[0].reshape(-1, 4),
@@ -197,16 +253,17 @@ class TritonModels:
         )
 
     async def segment(
-        self, image: bytes, boxes: npt.ArrayLike, *, deadline_s: float | None = None
+        self, image: ImageInput, boxes: npt.ArrayLike, *, deadline_s: float | None = None
     ) -> SegmentedBoxes:
         """One mask per box (x, y, width, height in pixels) at the image's resolution."""
         box_array = _boxes_array(boxes)
-        result = await self._infer(
-            self.names.segmenter,
-            [_bytes_input("IMAGE", image), _array_input("BOXES", box_array, "FP32")],
-            ("MASKS", "MASK_SIZE", "PREDICTED_IOU"),
-            deadline_s,
-        )
+        async with self._image_input(image) as image_input:
+            result = await self._infer(
+                self.names.segmenter,
+                [image_input, _array_input("BOXES", box_array, "FP32")],
+                ("MASKS", "MASK_SIZE", "PREDICTED_IOU"),
+                deadline_s,
+            )
         height, width = (int(v) for v in result.as_numpy("MASK_SIZE")[0])
         packed = result.as_numpy("MASKS")[0]
         return SegmentedBoxes(
@@ -216,7 +273,7 @@ class TritonModels:
 
     async def embed(
         self,
-        image: bytes,
+        image: ImageInput,
         boxes: npt.ArrayLike,
         masks: npt.NDArray[np.bool_] | None = None,
         *,
@@ -224,9 +281,10 @@ class TritonModels:
     ) -> npt.NDArray[np.float32]:
         """One L2-normalised embedding per box (the whole image when there are no boxes)."""
         box_array = _boxes_array(boxes)
-        inputs = [_bytes_input("IMAGE", image), _array_input("BOXES", box_array, "FP32")]
-        if masks is not None:
-            inputs.append(_array_input("MASKS", pack_masks(masks), "UINT8"))
-        result = await self._infer(self.names.embedder, inputs, ("EMBEDDINGS",), deadline_s)
+        async with self._image_input(image) as image_input:
+            inputs = [image_input, _array_input("BOXES", box_array, "FP32")]
+            if masks is not None:
+                inputs.append(_array_input("MASKS", pack_masks(masks), "UINT8"))
+            result = await self._infer(self.names.embedder, inputs, ("EMBEDDINGS",), deadline_s)
         embeddings: npt.NDArray[np.float32] = result.as_numpy("EMBEDDINGS")[0]
         return embeddings

@@ -13,6 +13,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 from google.protobuf import duration_pb2
 
 from agentic_labeling.errors import FieldViolation, InvalidArgument
@@ -32,6 +34,7 @@ from agentic_labeling.v1 import labeling_pb2
 __all__ = [
     "DEFAULT_MAX_OBJECTS_PER_IMAGE",
     "MAX_CLIENT_ID_LENGTH",
+    "MAX_KEPT_PIXEL_BYTES",
     "CheckedFrame",
     "CheckedItem",
     "LabelingConfig",
@@ -84,10 +87,18 @@ class CheckedFrame:
     timestamp: duration_pb2.Duration
 
 
+# Pixels of an image up to this size are kept from the check and sent to the models (PIXELS),
+# so Triton's three models do not decode the file again: measured on 640x480 JPEGs, a decode
+# costs about 3 ms of CPU, passing 0.9 MB of pixels well under 1 ms. A bigger image (over
+# about 5.6 megapixels) goes as its bytes, so an image waiting for a slot holds at most this
+# much beside its file, and its pixels stay far below the gRPC message limit.
+MAX_KEPT_PIXEL_BYTES = 16 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class CheckedItem:
-    """An image that decoded and passed every check. The pixels are not kept: Triton decodes
-    the bytes itself, and an image in flight should cost its bytes only."""
+    """An image that decoded and passed every check, with its pixels when they are small
+    enough to keep (`MAX_KEPT_PIXEL_BYTES`)."""
 
     client_id: str
     data: bytes
@@ -96,6 +107,12 @@ class CheckedItem:
     sha256: str
     display_name: str
     frame: CheckedFrame | None
+    pixels: npt.NDArray[np.uint8] | None = None
+
+    @property
+    def model_input(self) -> bytes | npt.NDArray[np.uint8]:
+        """What the models get: the decoded pixels when kept, else the file's bytes."""
+        return self.data if self.pixels is None else self.pixels
 
 
 def _check_category_names(names: tuple[str, ...]) -> None:
@@ -205,4 +222,5 @@ def check_item(item: labeling_pb2.AutoLabelItem, settings: Settings) -> CheckedI
         sha256=decoded.sha256,
         display_name=item.display_name,
         frame=frame,
+        pixels=decoded.pixels if decoded.pixels.nbytes <= MAX_KEPT_PIXEL_BYTES else None,
     )

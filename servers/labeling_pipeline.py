@@ -404,7 +404,7 @@ class LabelingPipeline:
     ) -> _Objects:
         with timings.stage("detect"):
             found = await self._models.detect(
-                checked.data,
+                checked.model_input,
                 config.class_names,
                 min_confidence=config.min_confidence,
                 max_detections=config.max_objects_per_image,
@@ -426,13 +426,13 @@ class LabelingPipeline:
         if not config.skip_masks:
             with timings.stage("segment"):
                 segmented = await self._models.segment(
-                    checked.data, objects.boxes, deadline_s=remaining()
+                    checked.model_input, objects.boxes, deadline_s=remaining()
                 )
             objects.masks, objects.quality = segmented.masks, segmented.predicted_iou
         if not config.skip_embeddings:
             with timings.stage("embed"):
                 objects.embeddings = await self._models.embed(
-                    checked.data, objects.boxes, objects.masks, deadline_s=remaining()
+                    checked.model_input, objects.boxes, objects.masks, deadline_s=remaining()
                 )
         return objects
 

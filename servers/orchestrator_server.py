@@ -59,7 +59,11 @@ async def open_services(
     agreement = MeshAgreement(settings)
     await agreement.check_at_start()
     async with (
-        TritonModels(settings.triton_url, max_message_bytes=settings.max_message_bytes) as models,
+        TritonModels(
+            settings.triton_url,
+            max_message_bytes=settings.max_message_bytes,
+            shared_memory=settings.triton_shared_memory,
+        ) as models,
         RegistryClient(
             settings.registry_url, max_message_bytes=settings.max_message_bytes
         ) as registry,

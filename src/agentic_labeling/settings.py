@@ -54,6 +54,13 @@ class Settings:
     triton_url: str = field(
         default="127.0.0.1:8001", metadata={"help": "Triton gRPC address (host:port)"}
     )
+    triton_shared_memory: bool = field(
+        default=False,
+        metadata={
+            "help": "send images to Triton through system shared memory (/dev/shm) when"
+            " triton_url is a loopback address (off, or elsewhere: inside the gRPC messages)"
+        },
+    )
     # Storage: embedded defaults live under data_dir; external services by DSN / URL.
     data_dir: Path = field(
         default_factory=_default_data_dir,

@@ -31,17 +31,17 @@ class TritonPythonModel:
         self.embedder = Dinov2Embedder.load(self.config.weights, device=self.config.device)
 
     def _read(self, request: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        image = read_image(pb_utils, request, max_pixels=self.config.max_image_pixels)
+        pixels = read_image(pb_utils, request, max_pixels=self.config.max_image_pixels)
         boxes = required_input(pb_utils, request, "BOXES").astype(np.float32).reshape(-1, 4)
         packed = optional_input(pb_utils, request, "MASKS")
         masks = None
         if packed is not None:
             if len(packed) != len(boxes):
                 raise InvalidArgument(f"{len(packed)} masks for {len(boxes)} boxes", field="MASKS")
-            masks = unpack_masks(packed.astype(np.uint8), image.height, image.width)
+            masks = unpack_masks(packed.astype(np.uint8), *pixels.shape[:2])
         # Checked per request, so one bad box fails its own request, not the whole batch.
-        validate_inputs([image.pixels], [boxes], [masks])
-        return image.pixels, boxes, masks
+        validate_inputs([pixels], [boxes], [masks])
+        return pixels, boxes, masks
 
     def _infer(self, decoded: list[Any]) -> list[np.ndarray]:
         return self.embedder.embed(

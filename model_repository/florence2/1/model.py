@@ -32,7 +32,7 @@ class TritonPythonModel:
     def _read(
         self, request: Any
     ) -> tuple[np.ndarray, list[str], DetectionSettings, tuple[int, int]]:
-        image = read_image(pb_utils, request, max_pixels=self.config.max_image_pixels)
+        pixels = read_image(pb_utils, request, max_pixels=self.config.max_image_pixels)
         names = string_list(required_input(pb_utils, request, "CLASS_NAMES"), "CLASS_NAMES")
         min_confidence = optional_input(pb_utils, request, "MIN_CONFIDENCE")
         max_detections = optional_input(pb_utils, request, "MAX_DETECTIONS")
@@ -41,8 +41,8 @@ class TritonPythonModel:
             max_detections=100 if max_detections is None else int(max_detections[0]),
         )
         # Checked per request, so one bad request fails alone instead of its whole batch.
-        self.detector.validate(image.pixels, names, settings)
-        return image.pixels, names, settings, (image.width, image.height)
+        self.detector.validate(pixels, names, settings)
+        return pixels, names, settings, (pixels.shape[1], pixels.shape[0])
 
     def _infer(self, decoded: list[Any]) -> list[tuple[list[Detection], tuple[int, int]]]:
         detections = self.detector.detect(

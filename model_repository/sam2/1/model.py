@@ -24,11 +24,11 @@ class TritonPythonModel:
         self.segmenter = Sam2Segmenter.load(self.config.weights, device=self.config.device)
 
     def _read(self, request: Any) -> tuple[np.ndarray, np.ndarray]:
-        image = read_image(pb_utils, request, max_pixels=self.config.max_image_pixels)
+        pixels = read_image(pb_utils, request, max_pixels=self.config.max_image_pixels)
         boxes = required_input(pb_utils, request, "BOXES").astype(np.float32).reshape(-1, 4)
         # Checked per request, so one bad box fails its own request, not the whole batch.
-        validate_inputs([image.pixels], [boxes])
-        return image.pixels, boxes
+        validate_inputs([pixels], [boxes])
+        return pixels, boxes
 
     def _infer(self, decoded: list[tuple[np.ndarray, np.ndarray]]) -> list[SegmentedMasks]:
         return self.segmenter.segment([d[0] for d in decoded], [d[1] for d in decoded])

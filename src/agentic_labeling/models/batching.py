@@ -22,7 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from agentic_labeling.errors import DomainError, InvalidArgument
-from agentic_labeling.images import DecodedImage, decode_image
+from agentic_labeling.images import decode_image
+from agentic_labeling.models.inputs import check_rgb_image
 
 __all__ = [
     "batched",
@@ -59,10 +60,33 @@ def optional_input(pb_utils: Any, request: Any, name: str) -> npt.NDArray[Any] |
     return required_input(pb_utils, request, name)
 
 
-def read_image(pb_utils: Any, request: Any, *, max_pixels: int) -> DecodedImage:
-    """The request's IMAGE tensor (encoded bytes as UINT8), decoded and checked."""
-    data = required_input(pb_utils, request, "IMAGE")
-    return decode_image(data.astype(np.uint8).tobytes(), max_pixels=max_pixels, field="IMAGE")
+def read_image(pb_utils: Any, request: Any, *, max_pixels: int) -> npt.NDArray[np.uint8]:
+    """The request's image as upright RGB pixels (height, width, 3), checked.
+
+    Exactly one of two inputs carries it: IMAGE, the encoded file (decoded here), or PIXELS,
+    pixels a caller already decoded with `decode_image` (the orchestrator decodes every image
+    to check it; sending its pixels spares each model decoding the same file again).
+    """
+    has_image = pb_utils.get_input_tensor_by_name(request, "IMAGE") is not None
+    has_pixels = pb_utils.get_input_tensor_by_name(request, "PIXELS") is not None
+    if has_image == has_pixels:
+        raise InvalidArgument("send exactly one of IMAGE and PIXELS", field="IMAGE")
+    if has_image:
+        data = required_input(pb_utils, request, "IMAGE")
+        return decode_image(
+            data.astype(np.uint8).tobytes(), max_pixels=max_pixels, field="IMAGE"
+        ).pixels
+    pixels = required_input(pb_utils, request, "PIXELS")
+    check_rgb_image(pixels, "PIXELS")
+    height, width = pixels.shape[:2]
+    if height * width > max_pixels:
+        raise InvalidArgument(
+            f"image is {width}x{height} = {height * width} pixels, more than the limit of "
+            f"{max_pixels}",
+            field="PIXELS",
+            reason="IMAGE_TOO_LARGE",
+        )
+    return pixels
 
 
 def string_list(array: npt.NDArray[Any], field: str) -> list[str]:
