@@ -11,6 +11,12 @@ Regions are created lazily, so the pool grows to the number of concurrent calls 
 orchestrator's labelling window bounds it) and no further. `close()` unregisters every region
 from Triton and unlinks it from /dev/shm.
 
+A call that ended without its answer (a passed deadline, a cancelled stream) gives its region
+back too, although Triton may still run that request later and read the region while a new
+call has written another image into it: only the abandoned request reads the wrong pixels,
+and nobody reads its answer. The region keeps its size while registered, so Triton never reads
+past it.
+
 A region that cannot be created or registered (Triton in a container with its own /dev/shm,
 a full /dev/shm, a name Triton already holds) turns the pool off for good with one warning:
 every later call goes over the wire, as without the setting.
