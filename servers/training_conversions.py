@@ -6,19 +6,31 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
 from agentic_labeling.errors import FailedPrecondition, InvalidArgument, NotFound
 from agentic_labeling.registry.values.dataset_records import DatasetRecord, DatasetState, Split
-from agentic_labeling.registry.values.records import Page
+from agentic_labeling.registry.values.records import ObjectRecord, Page
 from agentic_labeling.registry.values.resource_names import format_name, parse_name, parse_uuid
 from agentic_labeling.registry.values.training_records import (
     EvaluationRecord,
     RunRecord,
     RunState,
 )
-from agentic_labeling.servers.registry_conversions import timestamp_message
+from agentic_labeling.servers.registry_conversions import (
+    bbox_message,
+    object_message,
+    timestamp_message,
+)
+from agentic_labeling.training.review_ranking import (
+    DEFAULT_DECISION_THRESHOLD,
+    DEFAULT_SUGGESTIONS,
+    MAX_SUGGESTIONS,
+    ReviewWeights,
+    Suggestion,
+)
 from agentic_labeling.v1 import training_pb2
 
 __all__ = [
@@ -27,6 +39,7 @@ __all__ = [
     "TrainingNumbers",
     "check_built",
     "check_splits_to_train",
+    "decision_threshold",
     "evaluation_message",
     "iou_threshold",
     "list_evaluations_response",
@@ -34,8 +47,11 @@ __all__ = [
     "model_name",
     "optional_request_id",
     "required_name",
+    "review_weights",
     "run_message",
     "split",
+    "suggestion_count",
+    "suggestions_response",
     "training_numbers",
     "with_field",
 ]
@@ -235,3 +251,59 @@ def list_evaluations_response(
         evaluations=[evaluation_message(e) for e in page.items],
         next_page_token=page.next_page_token,
     )
+
+
+def suggestion_count(count: int) -> int:
+    """0: 50; else 1..1000."""
+    if count == 0:
+        return DEFAULT_SUGGESTIONS
+    if not 1 <= count <= MAX_SUGGESTIONS:
+        raise InvalidArgument(
+            f"count must be 0 ({DEFAULT_SUGGESTIONS}) or between 1 and {MAX_SUGGESTIONS}, "
+            f"got {count}",
+            field="count",
+        )
+    return count
+
+
+def decision_threshold(value: float) -> float:
+    """0: 0.5; else in (0, 1)."""
+    if value == 0:
+        return DEFAULT_DECISION_THRESHOLD
+    if not (math.isfinite(value) and 0 < value < 1):
+        raise InvalidArgument(
+            f"decision_threshold must be in (0, 1) (0: {DEFAULT_DECISION_THRESHOLD}), "
+            f"got {value!r}",
+            field="decision_threshold",
+        )
+    return value
+
+
+def review_weights(strategy: training_pb2.ReviewStrategy) -> ReviewWeights:
+    """The request's weights, checked (finite, >= 0; `strategy.<signal>` named) but not yet
+    normalised: rank_for_review does that."""
+    weights = ReviewWeights(strategy.uncertainty, strategy.diversity, strategy.disagreement)
+    weights.normalised()  # raises for a negative or non-finite weight
+    return weights
+
+
+def suggestions_response(
+    suggestions: Sequence[Suggestion], objects: Mapping[UUID, ObjectRecord]
+) -> training_pb2.SuggestForReviewResponse:
+    """Each suggestion with its whole object (as GetObject returns it) or, for an image where
+    the trained model found an object no auto-label covers, that box and class."""
+    messages = []
+    for s in suggestions:
+        message = training_pb2.ReviewSuggestion(
+            score=s.score,
+            reasons=s.reasons,
+            source=format_name("sources", s.source_id),
+            frame_index=s.frame_index,
+        )
+        if s.object_id is not None:
+            message.object.CopyFrom(object_message(objects[s.object_id]))
+        elif s.missed_box is not None:
+            message.missed_box.CopyFrom(bbox_message(s.missed_box))
+            message.missed_class_name = s.missed_class_name
+        messages.append(message)
+    return training_pb2.SuggestForReviewResponse(suggestions=messages)

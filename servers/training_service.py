@@ -10,6 +10,11 @@ per device, the others QUEUED. The run's directory is `{data_dir}/runs/{run}/`: 
 exported as YOLO (`dataset/`), then what ultralytics writes (weights, plots). Everything is
 logged to MLflow by this process (parameters, per-epoch metrics, artifacts); ultralytics runs
 in a subprocess of its own (`training.yolo_jobs`) and is never imported here.
+
+SuggestForReview answers at once (no operation): the registry's unvalidated candidates ranked
+by `training.review_ranking`. With a run, the run's model predicts on the candidates' images
+first, holding the run's device for that time; while a training holds or waits for that device
+the call is refused (FAILED_PRECONDITION, DEVICE_BUSY) instead of waiting behind it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import contextlib
 import json
 import logging
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,7 +39,7 @@ from agentic_labeling.errors import (
     InvalidArgument,
     NotFound,
 )
-from agentic_labeling.registry.coordinator import Registry
+from agentic_labeling.registry.coordinator import Registry, ReviewCandidates
 from agentic_labeling.registry.values.dataset_records import DatasetRecord
 from agentic_labeling.registry.values.resource_names import format_name
 from agentic_labeling.registry.values.training_records import (
@@ -48,6 +54,13 @@ from agentic_labeling.servers import training_conversions as wire
 from agentic_labeling.servers.device_turns import DeviceTurns
 from agentic_labeling.servers.operation_store import OperationStore, Progress
 from agentic_labeling.servers.unbuilt import answer_unbuilt_methods
+from agentic_labeling.training.review_ranking import (
+    ImageKey,
+    ModelDetection,
+    candidates_from_records,
+    model_detections,
+    rank_for_review,
+)
 from agentic_labeling.v1 import training_pb2, training_pb2_grpc
 
 __all__ = ["INTERRUPTED_RUN_MESSAGE", "TrainingServicer", "resolve_device"]
@@ -85,6 +98,9 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         self._registry = registry
         self._operations = operations
         self._turns = DeviceTurns()
+        # Trainings holding or waiting for each device: a suggestion's prediction is refused
+        # there rather than wait hours behind them (a unary call has a deadline).
+        self._trainings: Counter[str] = Counter()
         self._data_dir = registry.runs_directory.parent
         self._mlflow_uri = mlflow_uri
 
@@ -98,7 +114,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         dataset = await self._dataset(request.dataset, "dataset")
         wire.check_built(dataset)
         wire.check_splits_to_train(dataset)
-        from agentic_labeling.training.yolo_jobs import check_model_spec, training_available
+        from agentic_labeling.training.yolo_jobs import check_model_spec
 
         if not request.model.strip():
             raise InvalidArgument(
@@ -106,12 +122,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
                 field="model",
             )
         task = await asyncio.to_thread(check_model_spec, request.model)
-        if not training_available():
-            raise FailedPrecondition(
-                "training needs the [train] extra on the registry's host: "
-                "pip install 'agentic-labeling[train]' (ultralytics is AGPL-3.0)",
-                reason="TRAINING_NOT_INSTALLED",
-            )
+        self._check_training_available()
         new = NewRun(
             dataset_id=dataset.id,
             model=request.model,
@@ -151,6 +162,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         progress.update(
             stage=f"queued for device {job.run.device}", done=0, total=job.run.epochs, unit="epochs"
         )
+        self._trainings[job.run.device] += 1
         try:
             async with self._turns.turn(job.run.device, progress.check_cancelled):
                 await self._registry.start_run(run_id)
@@ -171,6 +183,10 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
                 self._registry.finish_run(run_id, RunState.FAILED, error_message=message)
             )
             raise
+        finally:
+            self._trainings[job.run.device] -= 1
+            if not self._trainings[job.run.device]:
+                del self._trainings[job.run.device]
 
     async def _train_on_device(self, job: _TrainingJob, progress: Progress) -> RunRecord:
         from agentic_labeling.training.yolo_jobs import (
@@ -414,6 +430,67 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         )
         return wire.list_evaluations_response(page)
 
+    # --- active learning ------------------------------------------------------------------------
+
+    async def SuggestForReview(
+        self, request: training_pb2.SuggestForReviewRequest, context: Any
+    ) -> training_pb2.SuggestForReviewResponse:
+        count = wire.suggestion_count(request.count)
+        threshold = wire.decision_threshold(request.decision_threshold)
+        weights = wire.review_weights(request.strategy)
+        run: RunRecord | None = None
+        if request.run:
+            run = await self._run(request.run, "run")
+            if run.state != RunState.SUCCEEDED:
+                raise FailedPrecondition(
+                    f"{format_name('runs', run.id)} is {run.state}; only a succeeded run has "
+                    "weights to compare the auto-labels with",
+                    reason="RUN_NOT_SUCCEEDED",
+                    metadata={"field": "run"},
+                )
+        found = await self._registry.review_candidates(request.filter)
+        detections = None if run is None else await self._review_detections(run, found, threshold)
+        ranked = await asyncio.to_thread(
+            rank_for_review,
+            candidates_from_records(found.objects, found.embeddings),
+            weights=weights,
+            count=count,
+            decision_threshold=threshold,
+            validated_embeddings=found.validated_embeddings,
+            model_detections=detections,
+            image_boxes=found.image_boxes,
+        )
+        return wire.suggestions_response(ranked, {o.id: o for o in found.objects})
+
+    async def _review_detections(
+        self, run: RunRecord, found: ReviewCandidates, threshold: float
+    ) -> dict[ImageKey, list[ModelDetection]]:
+        """The run's boxes (at or above `threshold`) on every candidate image that has a file,
+        predicted at the run's image size on its device, in the device's line of turns."""
+        from agentic_labeling.training.yolo_jobs import predict_yolo
+
+        images = [(key, image.path) for key, image in found.images.items() if image.path]
+        if not images:
+            return {}
+        self._check_training_available()
+        if self._trainings[run.device]:
+            raise FailedPrecondition(
+                f"device {run.device!r} is training; ask again when the training ends, or "
+                "without a run",
+                reason="DEVICE_BUSY",
+                metadata={"field": "run", "device": run.device},
+            )
+        # Taken at once (nothing trains there); a training started meanwhile waits for it.
+        async with self._turns.turn(run.device, lambda: None):
+            predictions = await predict_yolo(
+                Path(run.weights_path),
+                [path for _, path in images if path is not None],
+                image_size=run.image_size,
+                min_confidence=threshold,
+                device=run.device,
+            )
+        return model_detections([key for key, _ in images], predictions, run.class_names)
+
     # --- export to Triton -----------------------------------------------------------------------
 
     async def ExportRun(
@@ -474,6 +551,17 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
             return await self._registry.get_run(run_id)
         except NotFound as error:
             raise wire.with_field(error, field) from None
+
+    @staticmethod
+    def _check_training_available() -> None:
+        from agentic_labeling.training.yolo_jobs import training_available
+
+        if not training_available():
+            raise FailedPrecondition(
+                "training needs the [train] extra on the registry's host: "
+                "pip install 'agentic-labeling[train]' (ultralytics is AGPL-3.0)",
+                reason="TRAINING_NOT_INSTALLED",
+            )
 
     def _recorder(self) -> Any:
         from agentic_labeling.training.mlflow_runs import MlflowRecorder

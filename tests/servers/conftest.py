@@ -29,6 +29,7 @@ from typing import Any
 
 import grpc
 import pytest
+from training_mesh import shapes_dataset, trained_run, training_mesh  # noqa: F401 (fixtures)
 
 from agentic_labeling.errors import (
     FailedPrecondition,

@@ -1,112 +1,43 @@
-"""TrainingService on a real registry process: bad requests refused with a precise status
-before anything starts, one tiny YOLO training end to end (CPU, 64-pixel images, two epochs)
-logged to MLflow, evaluations of that run and of a detection model's objects, paging, the
-FIFO queue per device and cancellation.
+"""TrainingService on a real registry process (the session's: tests/training_mesh.py): bad
+requests refused with a precise status before anything starts, one tiny YOLO training end to
+end (CPU, 64-pixel images, two epochs) logged to MLflow, evaluations of that run and of a
+detection model's objects, paging, the FIFO queue per device and cancellation.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-from conftest import registry_data_dir
-from dataset_mesh import Mesh, build, create_dataset, register, start_registry
+from dataset_mesh import build, create_dataset
 from google.longrunning import operations_pb2
+from training_mesh import EPOCHS, TrainingMesh, error_info, operation_target, refused
 
-from agentic_labeling.rpc_status import rpc_error_details
-from agentic_labeling.v1 import dataset_pb2, training_pb2, training_pb2_grpc
+from agentic_labeling.v1 import dataset_pb2, training_pb2
 
 pytest.importorskip("ultralytics")
 
-EPOCHS = 2
 
-
-class TrainingMesh(Mesh):
-    def __init__(self, mesh: Mesh, data_dir: Path) -> None:
-        super().__init__(mesh.process, mesh.export_root)
-        self.data_dir = data_dir
-        self.training = training_pb2_grpc.TrainingServiceStub(self.channel)
-
-    def start(self, dataset: str, **fields: object) -> operations_pb2.Operation:
-        fields.setdefault("model", "yolo11n.yaml")
-        fields.setdefault("epochs", EPOCHS)
-        fields.setdefault("image_size", 64)
-        fields.setdefault("batch", 4)
-        fields.setdefault("device", "cpu")
-        return self.training.StartTraining(
-            training_pb2.StartTrainingRequest(dataset=dataset, **fields),  # type: ignore[arg-type]
-            timeout=60,
-        )
-
-    def run(self, name: str) -> training_pb2.TrainingRun:
-        return self.training.GetRun(training_pb2.GetRunRequest(name=name), timeout=30)
-
-    def wait_state(self, name: str, *states: int) -> training_pb2.TrainingRun:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            run = self.run(name)
-            if run.state in states:
-                return run
-            time.sleep(0.2)
-        raise AssertionError(f"{name} never reached {states}: {self.run(name)}")
-
-
-def _target(operation: operations_pb2.Operation) -> str:
-    from agentic_labeling.v1 import common_pb2
-
-    progress = common_pb2.OperationProgress()
-    operation.metadata.Unpack(progress)
-    return progress.target
-
-
-def _error_info(error: grpc.RpcError) -> tuple[str, list[str]]:
-    """The reason and the bad fields of a failed call."""
-    info = rpc_error_details(error)
-    return info.reason, [v.field for v in info.field_violations]
+@pytest.fixture(scope="module")
+def mesh(training_mesh: TrainingMesh) -> TrainingMesh:
+    return training_mesh
 
 
 @pytest.fixture(scope="module")
-def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainingMesh]:
-    data_dirs = registry_data_dir()
-    data_dir = next(data_dirs)
-    process = start_registry(tmp_path_factory.mktemp("registry"), data_dir, data_dir / "exports")
-    mesh = TrainingMesh(Mesh(process, data_dir / "exports"), data_dir)
-    yield mesh
-    mesh.channel.close()
-    assert process.stop() == 0
-    next(data_dirs, None)
+def dataset(shapes_dataset: dataset_pb2.Dataset) -> dataset_pb2.Dataset:
+    return shapes_dataset
 
 
 @pytest.fixture(scope="module")
-def dataset(mesh: TrainingMesh) -> dataset_pb2.Dataset:
-    """Twelve validated photos with a ring and a pair each, built 8 / 2 / 2."""
-    for seed in range(12):
-        register(mesh, seed)
-    created = create_dataset(
-        mesh,
-        "shapes",
-        split_ratios=dataset_pb2.SplitRatios(train=0.7, val=0.15, test=0.15),
-        seed=1,
-    )
-    return build(mesh, created)
+def trained(trained_run: training_pb2.TrainingRun) -> training_pb2.TrainingRun:
+    return trained_run
 
 
-@pytest.fixture(scope="module")
-def trained(mesh: TrainingMesh, dataset: dataset_pb2.Dataset) -> training_pb2.TrainingRun:
-    operation = mesh.start(dataset.name, request_id=str(uuid.uuid4()))
-    run = mesh.result(operation, training_pb2.TrainingRun())
-    assert isinstance(run, training_pb2.TrainingRun)
-    return run
-
-
-def _refused(call: object, *args: object) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as caught:
-        call(*args)  # type: ignore[operator]
-    return caught.value
+_target = operation_target
+_error_info = error_info
+_refused = refused
 
 
 # --- bad requests -----------------------------------------------------------------------------
