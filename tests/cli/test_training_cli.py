@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -115,6 +116,63 @@ def test_train_no_wait_prints_the_run_and_returns(mesh: Mesh, trained_run: str) 
     data = json.loads(result.stdout)
     assert data["run"].startswith("runs/")
     assert data["operation"].startswith("operations/")
+
+
+@pytest.fixture(scope="module")
+def unreviewed(mesh: Mesh) -> list[str]:
+    """Three photos whose ring and pair nobody has validated yet; their sources."""
+    return [register(mesh, seed, validated=False)[0] for seed in range(50, 53)]
+
+
+def test_suggest_prints_the_n_best_suggestions_with_their_reasons(
+    mesh: Mesh, unreviewed: list[str]
+) -> None:
+    result = _alabel(mesh, "suggest", "--n", "5")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["SCORE", "OBJECT", "CLASS", "BOX", "WHY"]
+    rows = [line for line in lines[1:] if "objects/" in line]
+    assert len(rows) == 5
+    assert all("confidence 0.90" in row for row in rows)
+    assert lines[-1] == "5 suggestions"
+
+
+def _no_training_left(mesh: Mesh) -> None:
+    """Wait for every run to end (a --no-wait training may still hold the cpu: a suggestion
+    with a run is refused while a training holds its device)."""
+    from agentic_labeling.v1 import training_pb2, training_pb2_grpc
+
+    stub = training_pb2_grpc.TrainingServiceStub(mesh.channel)
+    unfinished = {training_pb2.RUN_STATE_QUEUED, training_pb2.RUN_STATE_RUNNING}
+    deadline = time.monotonic() + 300
+    while any(
+        r.state in unfinished
+        for r in stub.ListRuns(training_pb2.ListRunsRequest(page_size=1000), timeout=30).runs
+    ):
+        assert time.monotonic() < deadline, "a training never ended"
+        time.sleep(0.5)
+
+
+def test_suggest_with_a_run_as_json_lists_whole_objects_or_missed_boxes(
+    mesh: Mesh, trained_run: str, unreviewed: list[str]
+) -> None:
+    _no_training_left(mesh)
+    result = _alabel(
+        mesh, "suggest", "--n", "100", "--run", trained_run, "--disagreement", "1",
+        "--threshold", "0.01", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert sum(1 for s in data if s["object"]) == 6  # every unvalidated object
+    for s in data:
+        assert s["source"] in unreviewed
+        if s["object"]:
+            assert s["object"]["name"].startswith("objects/")
+            assert s["object"]["is_validated"] is False
+        else:
+            assert s["missed_class_name"] in {"ring", "pair"}
+    scores = [s["score"] for s in data]
+    assert scores == sorted(scores, reverse=True)
 
 
 @pytest.mark.parametrize(

@@ -480,7 +480,13 @@ Examples:
     default=0.0,
     help="Weight of disagreement (with --run: trained model vs auto-labels).",
 )
-@click.option("--run", "run", metavar="RUN", help="A succeeded run whose predictions disagree.")
+@click.option(
+    "--run",
+    "run",
+    metavar="RUN",
+    help="A succeeded run whose predictions disagree (refused while a training holds the "
+    "run's device).",
+)
 @click.option(
     "--threshold",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
