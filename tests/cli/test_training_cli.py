@@ -86,6 +86,17 @@ def test_runs_list_and_show_describe_the_trained_run(mesh: Mesh, trained_run: st
     assert data["run"]["class_names"] == ["ring", "pair"]
 
 
+def test_latest_names_the_newest_run(mesh: Mesh, trained_run: str) -> None:
+    listed = _alabel(mesh, "runs", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    newest = json.loads(listed.stdout)[0]["name"]
+
+    shown = _alabel(mesh, "runs", "show", "latest", "--json")
+
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["run"]["name"] == newest
+
+
 def test_evaluate_prints_map_a_class_table_and_a_confusion_matrix(
     mesh: Mesh, trained_run: str
 ) -> None:

@@ -2,7 +2,8 @@
 
 Training runs on the registry's host (the `[train]` extra there; ultralytics is AGPL-3.0) as
 a long-running operation that these commands follow with a progress bar. A dataset is named
-by its display name or `datasets/<uuid>`, a run by `runs/<uuid>` or its UUID.
+by its display name or `datasets/<uuid>`, a run by `runs/<uuid>`, its UUID or `latest` (the
+newest run).
 """
 
 from __future__ import annotations
@@ -52,13 +53,24 @@ def _dataset_name(channel: grpc.Channel, name: str) -> str:
     return _find(stub, name).name
 
 
-def _run_name(text: str) -> str:
-    """`runs/<uuid>` for a UUID or a resource name; a usage error otherwise (exit 2)."""
+LATEST_RUN = "latest"
+
+
+def _run_name(stub: training_pb2_grpc.TrainingServiceStub, text: str) -> str:
+    """`runs/<uuid>` for a UUID, a resource name or `latest`; a usage error otherwise (exit 2)."""
+    from agentic_labeling.v1 import training_pb2
+
+    if text.strip() == LATEST_RUN:
+        newest = stub.ListRuns(training_pb2.ListRunsRequest(page_size=1), timeout=30).runs
+        if not newest:
+            raise click.BadParameter("there is no run yet: start one with `alabel train DATASET`")
+        return newest[0].name
     try:
         return f"runs/{uuid.UUID(text.strip().removeprefix('runs/'))}"
     except ValueError:
         raise click.BadParameter(
-            f"{text!r} is not a run: give runs/<uuid> or its UUID (`alabel runs list` shows them)"
+            f"{text!r} is not a run: give runs/<uuid>, its UUID or {LATEST_RUN!r} "
+            "(`alabel runs list` shows them)"
         ) from None
 
 
@@ -249,8 +261,9 @@ def train(
     epilog="""\b
 Examples:
   alabel runs list
+  alabel runs show latest
   alabel runs show runs/3f2b...
-  alabel runs export runs/3f2b... --model-repository ./model_repository""",
+  alabel runs export latest --model-repository ./model_repository""",
 )
 def runs() -> None:
     """Training runs: list, show, export to Triton.
@@ -309,8 +322,8 @@ def runs_show(run: str, as_json: bool) -> None:
     from agentic_labeling.cli.output import echo_json, message_json
     from agentic_labeling.v1 import training_pb2
 
-    name = _run_name(run)
     with _training_service() as (_, stub):
+        name = _run_name(stub, run)
         found = stub.GetRun(training_pb2.GetRunRequest(name=name), timeout=30)
         evaluations = stub.ListEvaluations(
             training_pb2.ListEvaluationsRequest(run=name, page_size=1000), timeout=30
@@ -347,8 +360,8 @@ def runs_export(run: str, model_repository: Path, model_name: str, as_json: bool
     from agentic_labeling.cli.output import echo_json, message_json
     from agentic_labeling.v1 import training_pb2
 
-    name = _run_name(run)
     with _training_service() as (channel, stub):
+        name = _run_name(stub, run)
         operation = stub.ExportRun(
             training_pb2.ExportRunRequest(
                 name=name,
@@ -378,7 +391,12 @@ Examples:
   alabel evaluate street --detection-model florence2 --split test --json""",
 )
 @click.argument("dataset")
-@click.option("--run", "run", metavar="RUN", help="Score the weights of this training run.")
+@click.option(
+    "--run",
+    "run",
+    metavar="RUN",
+    help="Score the weights of this training run (runs/<uuid>, its UUID or latest).",
+)
 @click.option(
     "--detection-model",
     metavar="NAME",
@@ -419,10 +437,12 @@ def evaluate(
 
     if (run is None) == (detection_model is None):
         raise click.UsageError("give exactly one of --run and --detection-model")
-    source: dict[str, Any] = (
-        {"run": _run_name(run)} if run is not None else {"detection_model": detection_model}
-    )
     with _training_service() as (channel, stub):
+        source: dict[str, Any] = (
+            {"run": _run_name(stub, run)}
+            if run is not None
+            else {"detection_model": detection_model}
+        )
         operation = stub.Evaluate(
             training_pb2.EvaluateRequest(
                 dataset=_dataset_name(channel, dataset),
@@ -522,7 +542,7 @@ def suggest(
                 strategy=training_pb2.ReviewStrategy(
                     uncertainty=uncertainty, diversity=diversity, disagreement=disagreement
                 ),
-                run=_run_name(run) if run is not None else "",
+                run=_run_name(stub, run) if run is not None else "",
                 decision_threshold=threshold,
             ),
             timeout=120,
