@@ -158,6 +158,12 @@ class Settings:
         """Where ExportDataset writes: export_root, or DATA_DIR/exports by default."""
         return self.export_root if self.export_root is not None else self.data_dir / "exports"
 
+    @property
+    def student_repository(self) -> Path:
+        """DATA_DIR/triton-models: the Triton model repository ExportRun writes students into by
+        default, served by `alabel up` and `alabel triton start` beside the project's own."""
+        return self.data_dir / "triton-models"
+
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 

@@ -51,6 +51,13 @@ Traps handled, and why (each seen on these machines):
   start, never overwritten (a second start must not wipe the log of a server still running).
   A failed start raises with the models' load errors (Triton writes them with escaped
   newlines; they are unescaped) and the last lines this start wrote.
+- Students (issue 18): ExportRun writes trained YOLO models into the registry's student
+  repository (`Settings.student_repository`, DATA_DIR/triton-models), never into the project's
+  model_repository/. `TritonLaunch.student_repository` names it; when it holds at least one
+  model (`*/config.pbtxt`) it is passed as a second `--model-repository` (tritonserver takes
+  several) and its models count for readiness like the others. A model name in both
+  repositories is refused before starting (Triton would not know which to load). A student
+  exported while Triton runs is loaded at the next start (model control mode none).
 - Before anything starts: the weights (`check_weights`: with a models dir, each model's
   directory and config.json; without one, the hub reachable or the weights cached, else one
   line instead of transformers' retries) and the ports. A port that is already taken is refused
@@ -208,6 +215,8 @@ class TritonLaunch:
     metrics_port: int = 8002
     # Weights directory for the models (ALABEL_MODELS_DIR); None lets them use hub ids.
     models_dir: Path | None = None
+    # Trained students (Settings.student_repository), served too when it holds a model.
+    student_repository: Path | None = None
     # tritonserver's stdout and stderr (with the stubs' output); None: a new temporary file.
     log_file: Path | None = None
     # Threads per model instance (ALABEL_TORCH_THREADS, OMP_NUM_THREADS); None: see
@@ -250,6 +259,15 @@ class TritonLaunch:
             raise InvalidArgument("max_image_pixels must be positive", field="max_image_pixels")
         if self.device not in ("auto", "cpu", "gpu"):
             raise InvalidArgument("device must be auto, cpu or gpu", field="device")
+
+    def repositories(self) -> list[Path]:
+        """The model repositories to serve: model_repository, then the student repository when
+        it holds at least one model (an empty or missing one is left out)."""
+        served = [self.model_repository]
+        student = self.student_repository
+        if student is not None and student.is_dir() and repository_models(student):
+            served.append(student)
+        return served
 
 
 # --- the running server ----------------------------------------------------------------------
@@ -481,7 +499,7 @@ def triton_command(launch: TritonLaunch, binary: Path, backends: Path) -> list[s
     python = "--backend-config=python,"
     command = [
         str(binary),
-        f"--model-repository={launch.model_repository.resolve()}",
+        *(f"--model-repository={repository.resolve()}" for repository in launch.repositories()),
         f"--backend-directory={backends}",
         f"--model-control-mode={launch.model_control_mode}",
         f"--strict-readiness={str(launch.strict_readiness).lower()}",
@@ -539,8 +557,9 @@ def start_triton(launch: TritonLaunch) -> TritonHandle:
             "device gpu was asked for, but no NVIDIA GPU is visible on this machine",
             reason="NO_GPU",
         )
-    models = repository_models(launch.model_repository)
-    hub_environment = check_weights(launch.models_dir, models)
+    # Weights are checked for the project's models; students carry their own (model.onnx).
+    hub_environment = check_weights(launch.models_dir, repository_models(launch.model_repository))
+    models = _served_models(launch)
     _check_ports_free(launch)
     launch = _with_ports(launch)
     threads = launch.torch_threads or default_torch_threads(len(models))
@@ -573,13 +592,27 @@ def start_triton(launch: TritonLaunch) -> TritonHandle:
         log_start=log_start,
     )
     try:
-        _wait_ready(handle, launch.ready_timeout_s)
+        _wait_ready(handle, launch.ready_timeout_s, models)
         if launch.device == "gpu":
             _check_on_gpu(handle, models)
     except BaseException:
         handle.stop(grace_s=10.0)
         raise
     return handle
+
+
+def _served_models(launch: TritonLaunch) -> list[str]:
+    """Every model of every repository served; FailedPrecondition when a name is in two."""
+    repositories = launch.repositories()
+    names = [name for repository in repositories for name in repository_models(repository)]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise FailedPrecondition(
+            f"model {', '.join(twice)} is both in {repositories[0]} and in the student"
+            f" repository {repositories[-1]}: remove or rename one of them",
+            reason="DUPLICATE_MODEL",
+        )
+    return sorted(names)
 
 
 def check_weights(models_dir: Path | None, models: list[str]) -> dict[str, str]:
@@ -622,9 +655,10 @@ def _check_ports_free(launch: TritonLaunch) -> None:
 
 def _banner(launch: TritonLaunch) -> str:
     when = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    repositories = ", ".join(str(r) for r in launch.repositories())
     return (
         f"==== {when} alabel: starting tritonserver (gRPC {launch.host}:{launch.grpc_port},"
-        f" repository {launch.model_repository}) ====\n"
+        f" repository {repositories}) ====\n"
     )
 
 
@@ -641,7 +675,7 @@ def _http(url: str, body: bytes | None = None, timeout_s: float = 2.0) -> tuple[
         return 0, None
 
 
-def _wait_ready(handle: TritonHandle, timeout_s: float) -> None:
+def _wait_ready(handle: TritonHandle, timeout_s: float, models: list[str]) -> None:
     assert handle.process is not None
     deadline = time.monotonic() + timeout_s
     while True:
@@ -653,7 +687,7 @@ def _wait_ready(handle: TritonHandle, timeout_s: float) -> None:
             )
         status, _ = _http(handle.http_url + "/v2/health/ready")
         if status == 200:
-            not_ready = _models_not_ready(handle)
+            not_ready = _models_not_ready(handle, models)
             # Ready, and still our process that answered: never report a dead server as up.
             if not not_ready and handle.process.poll() is None:
                 return
@@ -668,17 +702,20 @@ def _wait_ready(handle: TritonHandle, timeout_s: float) -> None:
         time.sleep(_POLL_S)
 
 
-def _models_not_ready(handle: TritonHandle) -> list[str]:
+def _models_not_ready(handle: TritonHandle, models: list[str]) -> list[str]:
+    """The models (of every repository served) not READY yet; one the index does not list
+    counts as not ready."""
     status, index = _http(handle.http_url + "/v2/repository/index", body=b"{}")
     if status != 200 or not isinstance(index, list):
         return ["the repository index"]
+    listed = {entry.get("name") for entry in index}
     return [
         f"{entry.get('name')} ({entry.get('state') or 'not loaded'}"
         + (f": {entry['reason']}" if entry.get("reason") else "")
         + ")"
         for entry in index
         if entry.get("state") != "READY"
-    ]
+    ] + [f"{name} (not listed yet)" for name in models if name not in listed]
 
 
 def _check_on_gpu(handle: TritonHandle, models: list[str]) -> None:

@@ -1,8 +1,9 @@
 """A trained YOLO student served by the real tritonserver and chosen as AutoLabel's detector.
 
-ultralytics exports a random-weight YOLO11n (in a subprocess), `write_student_model` adds it
-as "yolo" to a copy of the model repository (SAM2 and DINOv2 beside it, tiny weights), and a
-real orchestrator and registry label images with `detector: "yolo"`. Random weights prove the
+ultralytics exports a random-weight YOLO11n (in a subprocess), `write_student_model` writes it
+as "yolo" into a student repository of its own (as ExportRun does into DATA_DIR/triton-models),
+the launcher serves it beside a copy of the model repository (SAM2 and DINOv2, tiny weights),
+and a real orchestrator and registry label images with `detector: "yolo"`. Random weights prove the
 plumbing only: served outputs equal the in-process student, Triton batches it, objects record
 it as their detection model, and a wrong choice fails the stream with a precise status.
 """
@@ -59,8 +60,8 @@ def _png(index: int, width: int = 96, height: int = 72) -> bytes:
 
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """SAM2 and DINOv2 from model_repository/, and the student as "yolo" (no Florence-2:
-    the student detects, and the start is quicker)."""
+    """SAM2 and DINOv2 from model_repository/ (no Florence-2: the student detects, and the
+    start is quicker)."""
     root = tmp_path_factory.mktemp("student-repository")
     for model in ("sam2", "dinov2"):
         shutil.copytree(
@@ -68,6 +69,14 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
             root / model,
             ignore=shutil.ignore_patterns("__pycache__"),
         )
+    return root
+
+
+@pytest.fixture(scope="module")
+def student_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A student repository (as DATA_DIR/triton-models) holding the student as "yolo"."""
+    root = tmp_path_factory.mktemp("student-data") / "triton-models"
+    root.mkdir()
     exports = export_random_yolo(
         tmp_path_factory.mktemp("student-export"), class_count=len(CLASSES), image_size=SIZE
     )
@@ -77,11 +86,15 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def triton(
-    repository: Path, tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    repository: Path,
+    student_repository: Path,
+    tiny_models_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[TritonHandle]:
     handle = start_triton(
         TritonLaunch(
             model_repository=repository,
+            student_repository=student_repository,
             grpc_port=0,
             http_port=0,
             metrics_port=0,
@@ -164,8 +177,20 @@ async def _stream(
 # --- the student on Triton ----------------------------------------------------------------
 
 
+def test_the_student_repository_is_served_ready_beside_the_project_models(
+    triton: TritonHandle,
+) -> None:
+    status = triton.status()
+    assert status.all_ready
+    assert sorted((m.name, m.state) for m in status.models) == [
+        ("dinov2", "READY"),
+        ("sam2", "READY"),
+        ("yolo", "READY"),
+    ]
+
+
 async def test_the_served_student_answers_like_the_in_process_one_and_batches(
-    triton: TritonHandle, repository: Path
+    triton: TritonHandle, student_repository: Path
 ) -> None:
     images = [_png(i) for i in range(CONCURRENT)]
     before = _counts(triton, "yolo")
@@ -176,7 +201,7 @@ async def test_the_served_student_answers_like_the_in_process_one_and_batches(
     inferences, executions = (a - b for a, b in zip(_counts(triton, "yolo"), before, strict=True))
     assert inferences == CONCURRENT
     assert executions < inferences, "Triton's dynamic batcher merged no requests"
-    student = StudentDetector.load(repository / "yolo" / "1")
+    student = StudentDetector.load(student_repository / "yolo" / "1")
     for image, found in zip(images, served, strict=True):
         pixels = decode_image(image, max_pixels=10**8).pixels
         (expected,) = student.detect([pixels], [CLASSES], [StudentSettings(0.0, 5)])

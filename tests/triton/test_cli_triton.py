@@ -107,6 +107,29 @@ def test_start_json_for_scripts_and_a_stop_without_grace(
     assert leftover_processes(str(repository)) == []  # the stubs follow their server
 
 
+def test_start_also_serves_the_students_exported_under_the_data_dir(
+    echo_repository: Path, tmp_path: Path
+) -> None:
+    """A copy of echo stands for a student that ExportRun wrote into <data-dir>/triton-models."""
+    student = tmp_path / "data" / "triton-models" / "student"
+    shutil.copytree(echo_repository / "echo", student)
+    config = student / "config.pbtxt"
+    config.write_text(config.read_text().replace('name: "echo"', 'name: "student"'))
+    data = ("--data-dir", str(tmp_path / "data"))
+    start = ("triton", "start", "--model-repository", str(echo_repository), *FREE_PORTS)
+    started = alabel(*data, *start, "--torch-threads", "1")
+    try:
+        assert started.returncode == 0, started.stderr
+        status = alabel(*data, "triton", "status", "--json")
+    finally:
+        stopped = alabel(*data, "triton", "stop", "--grace", "15")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "  model    student (version 1) READY" in started.stdout.splitlines()
+    report = json.loads(status.stdout)
+    assert report["all_ready"] is True
+    assert sorted(m["name"] for m in report["models"]) == ["echo", "student"]
+
+
 def test_start_reports_a_broken_model_and_leaves_nothing(
     broken_repository: Path, tmp_path: Path, leftover_processes: Callable[[str], list[str]]
 ) -> None:

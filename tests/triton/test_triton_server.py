@@ -283,6 +283,46 @@ def test_command_line_binds_loopback_and_sets_the_python_backend(tmp_path: Path)
     assert "--disable-auto-complete-config" not in command
 
 
+def test_command_line_serves_the_student_repository_only_when_it_holds_a_model(
+    tmp_path: Path,
+) -> None:
+    students = tmp_path / "triton-models"
+    launch = _launch(
+        tmp_path / "project",
+        tmp_path,
+        grpc_port=1,
+        http_port=2,
+        metrics_port=3,
+        student_repository=students,
+    )
+    binary, backends = Path("/t/bin/tritonserver"), Path("/t/backends")
+
+    def repositories() -> list[str]:
+        command = triton_command(launch, binary, backends)
+        return [flag for flag in command if flag.startswith("--model-repository=")]
+
+    project = f"--model-repository={(tmp_path / 'project').resolve()}"
+    assert repositories() == [project]  # no student repository yet
+    (students / ".yolo-staging").mkdir(parents=True)
+    assert repositories() == [project]  # a directory without a config.pbtxt is no model
+    (students / "yolo").mkdir()
+    (students / "yolo" / "config.pbtxt").write_text('name: "yolo"\n')
+    assert repositories() == [project, f"--model-repository={students.resolve()}"]
+
+
+def test_a_model_in_both_repositories_is_refused_before_starting(
+    echo_repository: Path, tmp_path: Path
+) -> None:
+    students = tmp_path / "triton-models"
+    shutil.copytree(echo_repository / "echo", students / "echo")
+    launch = _launch(echo_repository, tmp_path, student_repository=students)
+    with pytest.raises(FailedPrecondition) as refused:
+        start_triton(launch)
+    assert refused.value.reason == "DUPLICATE_MODEL"
+    assert "model echo is both in" in refused.value.message
+    assert not (tmp_path / "triton.log").exists()  # nothing was started
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [

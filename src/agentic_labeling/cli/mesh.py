@@ -121,6 +121,8 @@ def up(
     `alabel triton start` for this --data-dir is adopted if it serves the same models on the
     ports asked for, and refused otherwise. If the mesh runs but some of its parts died, `up`
     starts those again and keeps the others. Logs are appended to, never overwritten.
+    Students exported by `alabel runs export` (into <data-dir>/triton-models) are served by
+    Triton beside florence2, sam2 and dinov2: `alabel label --detector yolo` uses one.
 
     The registry's embedding length follows the served DINOv2: a new --data-dir records it, a
     later `up` checks it. --embedding-dimension is needed only to override it for a new store;
@@ -391,6 +393,7 @@ def _start_triton(start: _Start) -> Component:
                 http_port=http_port,
                 metrics_port=metrics_port,
                 models_dir=settings.models_dir,
+                student_repository=settings.student_repository,
                 log_file=log_file,
                 max_image_pixels=settings.max_image_pixels,
                 device=start.device,

@@ -128,6 +128,9 @@ def triton_start(
     anything starts; without --models-dir the real checkpoints come from the Hugging Face cache
     or hub, and an unreachable hub without them cached is one error line. The log is appended
     to, never overwritten; `alabel up` adopts a server started here.
+
+    Students exported by `alabel runs export` (into <data-dir>/triton-models) are served
+    beside the repository's models; one exported while Triton runs loads at the next start.
     """
     from agentic_labeling.triton_server import TritonLaunch, default_model_repository, start_triton
 
@@ -158,6 +161,7 @@ def triton_start(
             http_port=http_port,
             metrics_port=metrics_port,
             models_dir=settings.models_dir,
+            student_repository=settings.student_repository,
             log_file=log_file or run_dir / "tritonserver.log",
             torch_threads=torch_threads,
             max_image_pixels=settings.max_image_pixels,
