@@ -57,7 +57,12 @@ def services(
             "agentic_labeling.v1.TrainingService",
             functools.partial(
                 training_pb2_grpc.add_TrainingServiceServicer_to_server,
-                TrainingServicer(registry, operations, mlflow_uri=settings.mlflow_uri),
+                TrainingServicer(
+                    registry,
+                    operations,
+                    student_repository=settings.student_repository,
+                    mlflow_uri=settings.mlflow_uri,
+                ),
             ),
         ),
         ServiceRegistration(

@@ -15,6 +15,11 @@ SuggestForReview answers at once (no operation): the registry's unvalidated cand
 by `training.review_ranking`. With a run, the run's model predicts on the candidates' images
 first, holding the run's device for that time; while a training holds or waits for that device
 the call is refused (FAILED_PRECONDITION, DEVICE_BUSY) instead of waiting behind it.
+
+ExportRun writes the run's ONNX as a Triton model into the request's model_repository, or by
+default into the registry's student repository (`Settings.student_repository`,
+DATA_DIR/triton-models), which the launcher serves beside the project's model_repository/ at
+its next start.
 """
 
 from __future__ import annotations
@@ -93,7 +98,12 @@ class _TrainingJob:
 @answer_unbuilt_methods(training_pb2.DESCRIPTOR.services_by_name["TrainingService"])
 class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
     def __init__(
-        self, registry: Registry, operations: OperationStore, *, mlflow_uri: str = ""
+        self,
+        registry: Registry,
+        operations: OperationStore,
+        *,
+        student_repository: Path,
+        mlflow_uri: str = "",
     ) -> None:
         self._registry = registry
         self._operations = operations
@@ -103,6 +113,8 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         self._trainings: Counter[str] = Counter()
         self._data_dir = registry.runs_directory.parent
         self._mlflow_uri = mlflow_uri
+        # Where ExportRun writes when no model_repository is given (Settings.student_repository).
+        self._student_repository = student_repository.resolve()
 
     # --- training -------------------------------------------------------------------------------
 
@@ -499,8 +511,12 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         run = await self._run(request.name, "name")
         model_name = wire.model_name(request.model_name)
         if not request.model_repository:
-            raise InvalidArgument("model_repository is required", field="model_repository")
-        repository = Path(request.model_repository)
+            # The registry's own student repository, which the launcher serves: a user never
+            # writes into the project's (or an installed package's) model_repository/.
+            repository = self._student_repository
+            await asyncio.to_thread(repository.mkdir, parents=True, exist_ok=True)
+        else:
+            repository = Path(request.model_repository)
         if not repository.is_absolute() or not await asyncio.to_thread(repository.is_dir):
             raise InvalidArgument(
                 f"model_repository {request.model_repository!r} must be an existing directory "

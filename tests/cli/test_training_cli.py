@@ -118,6 +118,24 @@ def test_evaluate_a_detection_model_as_json(mesh: Mesh, trained_run: str) -> Non
     assert [c["class_name"] for c in data["per_class"]] == ["ring", "pair"]
 
 
+def test_runs_export_writes_into_the_data_dir_and_says_how_to_serve_it(
+    mesh: Mesh, trained_run: str
+) -> None:
+    students = (mesh.export_root.parent / "triton-models").resolve()
+
+    exported = _alabel(mesh, "runs", "export", trained_run)
+
+    assert exported.exit_code == 0, exported.output
+    assert exported.stdout.splitlines() == [
+        f"wrote Triton model yolo to {students / 'yolo'}",
+        "  classes: ring, pair",
+        "Triton loads it at its next start: `alabel down` then `alabel up` (or `alabel triton"
+        " stop` then `alabel triton start`); then label with `alabel label DIR --classes ..."
+        " --detector yolo`",
+    ]
+    assert (students / "yolo" / "config.pbtxt").is_file()
+
+
 def test_train_no_wait_prints_the_run_and_returns(mesh: Mesh, trained_run: str) -> None:
     result = _alabel(
         mesh, "train", "toys", "--epochs", "1", "--image-size", "64", "--device", "cpu",

@@ -1,5 +1,6 @@
 """The loop closed: a YOLO run trained in this session (tests/training_mesh.py) is exported with
-ExportRun into a copy of the model repository, served by the real tritonserver as "yolo", and
+ExportRun into the registry's student repository (DATA_DIR/triton-models, no model_repository
+given), served by the real tritonserver as "yolo" beside a copy of the model repository, and
 chosen as AutoLabel's detector by a real orchestrator and registry.
 
 Triton's batching is asserted where it can be forced: eight concurrent detect calls made at once
@@ -50,7 +51,7 @@ IMAGES = 8
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """SAM2 and DINOv2 from model_repository/ (tiny weights come with Triton's models dir); the
-    student is added by ExportRun."""
+    student is served from the registry's student repository."""
     root = tmp_path_factory.mktemp("trained-student-repository")
     for model in ("sam2", "dinov2"):
         shutil.copytree(
@@ -62,13 +63,19 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def student_repository(training_mesh: TrainingMesh) -> Path:
+    """Where ExportRun writes without a model_repository (Settings.student_repository)."""
+    return (training_mesh.data_dir / "triton-models").resolve()
+
+
+@pytest.fixture(scope="module")
 def exported(
-    training_mesh: TrainingMesh, trained_run: training_pb2.TrainingRun, repository: Path
+    training_mesh: TrainingMesh, trained_run: training_pb2.TrainingRun
 ) -> operations_pb2.Operation:
-    """ExportRun's finished operation: the trained run written into `repository` as "yolo"."""
+    """ExportRun's finished operation: the trained run written as "yolo" into the registry's
+    student repository (no model_repository given, as `alabel runs export latest` asks)."""
     operation = training_mesh.training.ExportRun(
-        training_pb2.ExportRunRequest(name=trained_run.name, model_repository=str(repository)),
-        timeout=60,
+        training_pb2.ExportRunRequest(name=trained_run.name), timeout=60
     )
     return training_mesh.finish(operation)
 
@@ -77,12 +84,14 @@ def exported(
 def triton(
     exported: operations_pb2.Operation,
     repository: Path,
+    student_repository: Path,
     tiny_models_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[TritonHandle]:
     handle = start_triton(
         TritonLaunch(
             model_repository=repository,
+            student_repository=student_repository,
             grpc_port=0,
             http_port=0,
             metrics_port=0,
@@ -178,18 +187,45 @@ async def _auto_label(
     return [answer async for answer in stub.AutoLabel(requests(), timeout=180)]
 
 
-def test_export_run_writes_the_trained_run_into_the_model_repository(
-    exported: operations_pb2.Operation, trained_run: training_pb2.TrainingRun, repository: Path
+def test_export_run_without_a_model_repository_writes_into_the_data_dirs_triton_models(
+    exported: operations_pb2.Operation,
+    trained_run: training_pb2.TrainingRun,
+    student_repository: Path,
 ) -> None:
     assert exported.done
     assert not exported.HasField("error"), exported.error
     response = training_pb2.ExportRunResponse()
     assert exported.response.Unpack(response)
     assert response.model_name == "yolo"
-    assert Path(response.model_dir) == repository / "yolo"
+    assert Path(response.model_dir) == student_repository / "yolo"
     assert list(response.class_names) == list(trained_run.class_names)
-    assert (repository / "yolo" / "config.pbtxt").is_file()
-    assert list((repository / "yolo" / "1").glob("*.onnx"))
+    assert (student_repository / "yolo" / "config.pbtxt").is_file()
+    assert list((student_repository / "yolo" / "1").glob("*.onnx"))
+
+
+def test_export_run_into_a_given_model_repository_writes_there(
+    training_mesh: TrainingMesh, trained_run: training_pb2.TrainingRun, tmp_path: Path
+) -> None:
+    operation = training_mesh.finish(
+        training_mesh.training.ExportRun(
+            training_pb2.ExportRunRequest(
+                name=trained_run.name, model_repository=str(tmp_path), model_name="student"
+            ),
+            timeout=60,
+        )
+    )
+    assert not operation.HasField("error"), operation.error
+    response = training_pb2.ExportRunResponse()
+    assert operation.response.Unpack(response)
+    assert Path(response.model_dir) == tmp_path / "student"
+    assert (tmp_path / "student" / "config.pbtxt").is_file()
+    assert not (training_mesh.data_dir / "triton-models" / "student").exists()
+
+
+def test_the_student_is_served_ready_beside_the_project_models(triton: TritonHandle) -> None:
+    status = triton.status()
+    assert status.all_ready
+    assert sorted(m.name for m in status.models) == ["dinov2", "sam2", "yolo"]
 
 
 async def test_eight_concurrent_detections_on_the_served_student_are_batched(

@@ -263,7 +263,7 @@ Examples:
   alabel runs list
   alabel runs show latest
   alabel runs show runs/3f2b...
-  alabel runs export latest --model-repository ./model_repository""",
+  alabel runs export latest""",
 )
 def runs() -> None:
     """Training runs: list, show, export to Triton.
@@ -338,14 +338,21 @@ def runs_show(run: str, as_json: bool) -> None:
         _echo_evaluation(evaluation)
 
 
-@runs.command("export")
+@runs.command(
+    "export",
+    epilog="""\b
+Examples:
+  alabel runs export latest
+  alabel runs export latest --model-name yolo-street
+  alabel runs export runs/3f2b... --model-repository /srv/triton/models""",
+)
 @click.argument("run")
 @click.option(
     "--model-repository",
-    required=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     metavar="DIR",
-    help="Triton model repository on the registry's host to add the model to.",
+    help="Triton model repository on the registry's host to add the model to.  [default: the"
+    " registry's <data-dir>/triton-models, served by `alabel up` and `alabel triton start`]",
 )
 @click.option(
     "--model-name",
@@ -354,8 +361,15 @@ def runs_show(run: str, as_json: bool) -> None:
     help="Triton model name, for `alabel label --detector`.",
 )
 @json_option
-def runs_export(run: str, model_repository: Path, model_name: str, as_json: bool) -> None:
-    """Export run RUN to ONNX as a Triton model (a student detector)."""
+def runs_export(run: str, model_repository: Path | None, model_name: str, as_json: bool) -> None:
+    """Export run RUN to ONNX as a Triton model (a student detector).
+
+    RUN is runs/<uuid>, its UUID, or latest. By default the model goes to the registry's
+    <data-dir>/triton-models, which Triton serves beside florence2, sam2 and dinov2 from its
+    next start on (`alabel down` then `alabel up`, or `alabel triton stop` then `alabel triton
+    start`); then `alabel label DIR --classes ... --detector yolo` labels with it. A model of
+    the same name is replaced.
+    """
     from agentic_labeling.cli.operations import follow
     from agentic_labeling.cli.output import echo_json, message_json
     from agentic_labeling.v1 import training_pb2
@@ -365,7 +379,7 @@ def runs_export(run: str, model_repository: Path, model_name: str, as_json: bool
         operation = stub.ExportRun(
             training_pb2.ExportRunRequest(
                 name=name,
-                model_repository=str(model_repository.resolve()),
+                model_repository=str(model_repository.resolve()) if model_repository else "",
                 model_name=model_name,
             ),
             timeout=30,
@@ -378,6 +392,15 @@ def runs_export(run: str, model_repository: Path, model_name: str, as_json: bool
         return
     click.echo(f"wrote Triton model {written.model_name} to {written.model_dir}")
     click.echo(f"  classes: {', '.join(written.class_names)}")
+    # Triton runs with model control mode none: it reads its repositories only when it starts.
+    if model_repository is None:
+        click.echo(
+            "Triton loads it at its next start: `alabel down` then `alabel up` (or `alabel"
+            " triton stop` then `alabel triton start`); then label with"
+            f" `alabel label DIR --classes ... --detector {written.model_name}`"
+        )
+    else:
+        click.echo(f"Triton loads it at its next start on {model_repository}")
 
 
 # --- alabel evaluate -----------------------------------------------------------------------------
