@@ -64,7 +64,7 @@ def _run_name(stub: training_pb2_grpc.TrainingServiceStub, text: str) -> str:
         newest = stub.ListRuns(training_pb2.ListRunsRequest(page_size=1), timeout=30).runs
         if not newest:
             raise click.BadParameter("there is no run yet: start one with `alabel train DATASET`")
-        return newest[0].name
+        return str(newest[0].name)
     try:
         return f"runs/{uuid.UUID(text.strip().removeprefix('runs/'))}"
     except ValueError:
