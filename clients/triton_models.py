@@ -43,14 +43,32 @@ from agentic_labeling.local.addresses import is_loopback
 from agentic_labeling.models.mask_codec import pack_masks, unpack_masks
 from agentic_labeling.rpc_status import error_class_for
 
-__all__ = ["DetectedBoxes", "ImageInput", "ModelNames", "SegmentedBoxes", "TritonModels"]
+__all__ = [
+    "DetectedBoxes",
+    "ImageAndPixels",
+    "ImageInput",
+    "ModelNames",
+    "SegmentedBoxes",
+    "TritonModels",
+]
 
 logger = logging.getLogger(__name__)
 
 _MiB = 1024 * 1024
 
-ImageInput = bytes | npt.NDArray[np.uint8]
-"""An encoded image file, or its upright RGB pixels (height, width, 3) already decoded."""
+
+@dataclass(frozen=True)
+class ImageAndPixels:
+    """An encoded image with its pixels already decoded: the pixels go to a model that
+    declares PIXELS, the bytes to one that takes IMAGE only (a florence2-compatible detector
+    of its own, or a model repository older than PIXELS)."""
+
+    data: bytes
+    pixels: npt.NDArray[np.uint8]
+
+
+ImageInput = bytes | npt.NDArray[np.uint8] | ImageAndPixels
+"""An encoded image file, its upright RGB pixels (height, width, 3), or both."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +122,7 @@ def _domain_error(exc: InferenceServerException, model: str) -> DomainError:
     return Unavailable(message, reason="MODEL_UNAVAILABLE", metadata=metadata)
 
 
-def _image_tensor(image: ImageInput) -> tuple[str, npt.NDArray[np.uint8]]:
+def _image_tensor(image: bytes | npt.NDArray[np.uint8]) -> tuple[str, npt.NDArray[np.uint8]]:
     """The model input that carries `image`, and its batched tensor."""
     if isinstance(image, bytes):
         return "IMAGE", np.frombuffer(image, dtype=np.uint8)[np.newaxis, :]
@@ -150,6 +168,7 @@ class TritonModels:
             url, channel_args=channel_options(url, max_message_bytes=max_message_bytes)
         )
         self._shared: SharedMemoryPool | None = None
+        self._takes_pixels: dict[str, bool] = {}  # per model, from its config
         if shared_memory and is_loopback(url):
             self._shared = SharedMemoryPool(self._client, url, name_prefix=shared_memory_prefix)
         elif shared_memory:
@@ -182,10 +201,25 @@ class TritonModels:
         finally:
             await self._client.close()
 
+    async def takes_pixels(self, model: str) -> bool:
+        """Whether `model`'s config declares the PIXELS input; asked once per model (False,
+        and asked again next time, when Triton cannot say)."""
+        known = self._takes_pixels.get(model)
+        if known is None:
+            try:
+                reply = await self._client.get_model_config(model, client_timeout=self.deadline_s)
+            except InferenceServerException:
+                return False
+            known = any(i.name == "PIXELS" for i in reply.config.input)
+            self._takes_pixels[model] = known
+        return known
+
     @contextlib.asynccontextmanager
-    async def _image_input(self, image: ImageInput) -> AsyncIterator[InferInput]:
-        """The image's InferInput for one call: in a shared memory region held until the
-        call has its answer, or in the message itself."""
+    async def _image_input(self, image: ImageInput, model: str) -> AsyncIterator[InferInput]:
+        """The image's InferInput for one call to `model`: in a shared memory region held
+        until the call has its answer, or in the message itself."""
+        if isinstance(image, ImageAndPixels):
+            image = image.pixels if await self.takes_pixels(model) else image.data
         name, array = _image_tensor(image)
         tensor = InferInput(name, list(array.shape), "UINT8")
         pool = self._shared
@@ -231,9 +265,10 @@ class TritonModels:
         """Boxes of the named classes in an encoded image, most confident first. `model`: the
         detector to ask (empty: `names.detector`), florence2 or one with its inputs and outputs."""
         names = np.array([name.encode("utf-8") for name in class_names], dtype=np.object_)
-        async with self._image_input(image) as image_input:
+        detector = model or self.names.detector
+        async with self._image_input(image, detector) as image_input:
             result = await self._infer(
-                model or self.names.detector,
+                detector,
                 [
                     image_input,
                     _array_input("CLASS_NAMES", names, "BYTES"),
@@ -257,7 +292,7 @@ class TritonModels:
     ) -> SegmentedBoxes:
         """One mask per box (x, y, width, height in pixels) at the image's resolution."""
         box_array = _boxes_array(boxes)
-        async with self._image_input(image) as image_input:
+        async with self._image_input(image, self.names.segmenter) as image_input:
             result = await self._infer(
                 self.names.segmenter,
                 [image_input, _array_input("BOXES", box_array, "FP32")],
@@ -281,7 +316,7 @@ class TritonModels:
     ) -> npt.NDArray[np.float32]:
         """One L2-normalised embedding per box (the whole image when there are no boxes)."""
         box_array = _boxes_array(boxes)
-        async with self._image_input(image) as image_input:
+        async with self._image_input(image, self.names.embedder) as image_input:
             inputs = [image_input, _array_input("BOXES", box_array, "FP32")]
             if masks is not None:
                 inputs.append(_array_input("MASKS", pack_masks(masks), "UINT8"))

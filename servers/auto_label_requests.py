@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from google.protobuf import duration_pb2
 
+from agentic_labeling.clients.triton_models import ImageAndPixels
 from agentic_labeling.errors import FieldViolation, InvalidArgument
 from agentic_labeling.registry.values.input_checks import check_text
 from agentic_labeling.servers.detector_choice import DEFAULT_DETECTOR, checked_detector
@@ -110,9 +111,10 @@ class CheckedItem:
     pixels: npt.NDArray[np.uint8] | None = None
 
     @property
-    def model_input(self) -> bytes | npt.NDArray[np.uint8]:
-        """What the models get: the decoded pixels when kept, else the file's bytes."""
-        return self.data if self.pixels is None else self.pixels
+    def model_input(self) -> bytes | ImageAndPixels:
+        """What the models get: the file's bytes, with its decoded pixels when kept (sent to
+        each model that takes them)."""
+        return self.data if self.pixels is None else ImageAndPixels(self.data, self.pixels)
 
 
 def _check_category_names(names: tuple[str, ...]) -> None:

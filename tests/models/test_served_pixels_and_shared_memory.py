@@ -23,7 +23,7 @@ from tritonclient.grpc import aio as triton_aio
 from tritonclient.utils import InferenceServerException
 from tritonclient.utils import shared_memory as system_shm
 
-from agentic_labeling.clients.triton_models import ImageInput, TritonModels
+from agentic_labeling.clients.triton_models import ImageAndPixels, ImageInput, TritonModels
 from agentic_labeling.images import decode_image
 from agentic_labeling.triton_server import TritonHandle
 
@@ -218,3 +218,15 @@ async def test_shared_memory_with_a_remote_triton_stays_off_with_a_warning(
     async with TritonModels("192.0.2.1:8001", shared_memory=True) as models:
         assert models.shared_memory is None
     assert any("needs Triton on this host" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_model_gets_pixels_only_when_its_config_declares_them(
+    served_triton: TritonHandle,
+) -> None:
+    async with TritonModels(served_triton.address, deadline_s=60) as models:
+        for model in ("florence2", "sam2", "dinov2"):
+            assert await models.takes_pixels(model)
+        # An IMAGE-only detector (or one Triton cannot describe) is sent the bytes instead.
+        assert not await models.takes_pixels("no-such-model")
+        both = ImageAndPixels(IMAGES[0], _pixels(IMAGES[0]))
+        _assert_same(await _label(models, both, 0), await _label(models, IMAGES[0], 0))

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from agentic_labeling import images
+from agentic_labeling.clients.triton_models import ImageAndPixels
 from agentic_labeling.errors import InvalidArgument
 from agentic_labeling.models import batching
 from agentic_labeling.servers import auto_label_requests
@@ -81,9 +82,10 @@ def test_an_image_is_decoded_once_from_the_check_to_all_three_models(
     checked = check_item(_item(data), Settings())
     assert decodes() == 1
     sent = checked.model_input
-    assert isinstance(sent, np.ndarray)
+    assert isinstance(sent, ImageAndPixels)
+    assert sent.data == data
     for _model in ("florence2", "sam2", "dinov2"):
-        pixels = batching.read_image(_PbUtils, _request(PIXELS=sent), max_pixels=10**6)
+        pixels = batching.read_image(_PbUtils, _request(PIXELS=sent.pixels), max_pixels=10**6)
         np.testing.assert_array_equal(pixels, images.decode_image(data, max_pixels=10**6).pixels)
     assert decodes() == 1  # the comparisons above decode outside the counted seams
 
