@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from real_parts import Mesh
 
 from agentic_labeling.local_mesh import start_server_process, unused_port
@@ -18,6 +19,22 @@ from agentic_labeling.triton_server import (
     default_model_repository,
     start_triton,
 )
+
+# Pillow's own function, as the product sees it. Importing ultralytics replaces it for the whole
+# process (label_fixtures.import_ultralytics puts it back); a test run that leaves it replaced
+# makes later bad-image tests fail with ModuleNotFoundError('pi_heif') in unrelated places.
+_PILLOW_OPEN = Image.open
+
+
+@pytest.fixture(autouse=True)
+def _pillow_open_stays_pillows() -> Iterator[None]:
+    yield
+    if Image.open is not _PILLOW_OPEN:
+        Image.open = _PILLOW_OPEN  # type: ignore[assignment]  # one failure, not a cascade
+        pytest.fail(
+            "PIL.Image.open was replaced (by importing ultralytics?) during or before this "
+            "test; import it through label_fixtures.import_ultralytics"
+        )
 
 
 def registry_data_dir() -> Iterator[Path]:

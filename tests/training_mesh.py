@@ -20,6 +20,7 @@ from dataset_mesh import Mesh, build, create_dataset, register, start_registry
 from google.longrunning import operations_pb2
 
 from agentic_labeling.rpc_status import rpc_error_details
+from agentic_labeling.training.yolo_jobs import training_available
 from agentic_labeling.v1 import common_pb2, dataset_pb2, training_pb2, training_pb2_grpc
 
 EPOCHS = 2
@@ -124,5 +125,14 @@ def trained_run(
     training_mesh: TrainingMesh, shapes_dataset: dataset_pb2.Dataset
 ) -> training_pb2.TrainingRun:
     """A succeeded tiny run (classes ring and pair) on `shapes_dataset`."""
-    pytest.importorskip("ultralytics")
+    skip_unless_training_installed()
     return train(training_mesh, shapes_dataset)
+
+
+def skip_unless_training_installed() -> None:
+    """Skip (the module, at module level) where the [train] extra is missing. Never
+    `pytest.importorskip("ultralytics")`: importing ultralytics replaces PIL.Image.open for the
+    whole test process (see label_fixtures.import_ultralytics), and later tests of bad images
+    then fail with ModuleNotFoundError('pi_heif') instead of Pillow's error."""
+    if not training_available():
+        pytest.skip("needs the [train] extra (ultralytics)", allow_module_level=True)

@@ -14,10 +14,11 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import registry_data_dir
 from dataset_mesh import Mesh, register, running_registry
+from training_mesh import skip_unless_training_installed
 
 from agentic_labeling.cli import cli
 
-pytest.importorskip("ultralytics")
+skip_unless_training_installed()
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,13 @@ import grpc
 import pytest
 from dataset_mesh import HEIGHT, WIDTH, bbox, pair, photo, ring
 from google.longrunning import operations_pb2
-from training_mesh import TrainingMesh, error_info, operation_target, refused
+from training_mesh import (
+    TrainingMesh,
+    error_info,
+    operation_target,
+    refused,
+    skip_unless_training_installed,
+)
 
 from agentic_labeling.models.mask_codec import masks_to_rle
 from agentic_labeling.v1 import (
@@ -25,7 +31,7 @@ from agentic_labeling.v1 import (
     training_pb2,
 )
 
-pytest.importorskip("ultralytics")
+skip_unless_training_installed()
 
 PROBE = "uncertainty-probe"
 PHOTOS = "unreviewed-photos"

@@ -21,7 +21,7 @@ import pytest
 from conftest import registry_data_dir
 from dataset_mesh import photo
 from google.longrunning import operations_pb2
-from training_mesh import TrainingMesh
+from training_mesh import TrainingMesh, skip_unless_training_installed
 
 from agentic_labeling.clients.triton_models import TritonModels
 from agentic_labeling.local_mesh import ManagedProcess, start_server_process
@@ -42,7 +42,7 @@ from agentic_labeling.v1 import (
     training_pb2,
 )
 
-pytest.importorskip("ultralytics")
+skip_unless_training_installed()
 pytestmark = pytest.mark.slow
 
 IMAGES = 8

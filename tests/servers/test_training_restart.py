@@ -14,12 +14,17 @@ import pytest
 from conftest import registry_data_dir
 from dataset_mesh import Mesh, start_registry
 from google.longrunning import operations_pb2
-from training_mesh import TrainingMesh, build_shapes, operation_target
+from training_mesh import (
+    TrainingMesh,
+    build_shapes,
+    operation_target,
+    skip_unless_training_installed,
+)
 
 from agentic_labeling.servers.training_service import INTERRUPTED_RUN_MESSAGE
 from agentic_labeling.v1 import training_pb2
 
-pytest.importorskip("ultralytics")
+skip_unless_training_installed()
 
 
 def _mesh(workdir: Path, data_dir: Path) -> TrainingMesh:

@@ -13,11 +13,18 @@ import grpc
 import pytest
 from dataset_mesh import build, create_dataset
 from google.longrunning import operations_pb2
-from training_mesh import EPOCHS, TrainingMesh, error_info, operation_target, refused
+from training_mesh import (
+    EPOCHS,
+    TrainingMesh,
+    error_info,
+    operation_target,
+    refused,
+    skip_unless_training_installed,
+)
 
 from agentic_labeling.v1 import dataset_pb2, training_pb2
 
-pytest.importorskip("ultralytics")
+skip_unless_training_installed()
 
 
 @pytest.fixture(scope="module")
