@@ -59,6 +59,7 @@ from agentic_labeling.servers import training_conversions as wire
 from agentic_labeling.servers.device_turns import DeviceTurns
 from agentic_labeling.servers.operation_store import OperationStore, Progress
 from agentic_labeling.servers.unbuilt import answer_unbuilt_methods
+from agentic_labeling.training.mlflow_runs import EVALUATION_EXPERIMENT, TRAINING_EXPERIMENT
 from agentic_labeling.training.review_ranking import (
     ImageKey,
     ModelDetection,
@@ -73,8 +74,6 @@ __all__ = ["INTERRUPTED_RUN_MESSAGE", "TrainingServicer", "resolve_device"]
 logger = logging.getLogger(__name__)
 
 INTERRUPTED_RUN_MESSAGE = "the registry stopped before this run ended; start it again"
-TRAINING_EXPERIMENT = "training"
-EVALUATION_EXPERIMENT = "evaluation"
 # Predictions below this confidence are left out of an evaluation (as ultralytics' val does).
 _EVALUATION_MIN_CONFIDENCE = 0.001
 

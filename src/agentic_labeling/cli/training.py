@@ -85,8 +85,10 @@ def _figure(value: float) -> str:
 
 
 def _mlflow_hint() -> str:
+    from agentic_labeling.training.mlflow_runs import default_tracking_uri
+
     settings = current_settings()
-    uri = settings.mlflow_uri or f"sqlite:///{settings.data_dir / 'mlflow' / 'mlflow.db'}"
+    uri = settings.mlflow_uri or default_tracking_uri(settings.data_dir)
     return f"mlflow ui --backend-store-uri {uri}"
 
 
